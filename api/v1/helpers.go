@@ -1,0 +1,6 @@
+package v1
+
+// Finished reports whether the phase is terminal: Succeeded or Failed.
+func (p Phase) Finished() bool {
+	return p == PhaseSucceeded || p == PhaseFailed
+}
