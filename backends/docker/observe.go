@@ -97,6 +97,11 @@ func observation(c *container.InspectResponse) backends.Observation {
 	}
 	obs.StartedAt = parseTime(st.StartedAt)
 	obs.FinishedAt = parseTime(st.FinishedAt)
+	if !obs.FinishedAt.IsZero() && obs.FinishedAt.Before(obs.StartedAt) {
+		// The engine records the start after runc returns; a process
+		// that exits at once can finish "before" it started.
+		obs.StartedAt = obs.FinishedAt
+	}
 	switch st.Status {
 	case container.StateCreated:
 		obs.State = backends.StateWaiting

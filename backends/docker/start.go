@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -39,6 +40,10 @@ const (
 	// ReasonStartFailed: the engine could not start the container.
 	ReasonStartFailed = "StartFailed"
 )
+
+// adoptWaitMax bounds the delay between looks for a container whose name
+// a concurrent create holds.
+const adoptWaitMax = 2 * time.Second
 
 // waiting returns a waiting observation of the named container.
 func waiting(name, reason, format string, args ...any) backends.Observation {
@@ -296,7 +301,21 @@ func (b *Backend) forgetNetwork() {
 // adoptByName takes over the container that holds the attempt's name, if
 // it belongs to the attempt.
 func (b *Backend) adoptByName(ctx context.Context, w *backends.Workload, name string) (string, *backends.Observation, error) {
-	res, err := b.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	// A concurrent create holds the name before the container can be
+	// inspected: give it a moment.
+	var res client.ContainerInspectResult
+	var err error
+	for delay := 50 * time.Millisecond; ; delay *= 2 {
+		res, err = b.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+		if !cerrdefs.IsNotFound(err) || delay > adoptWaitMax {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return "", nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("inspect container %s: %w", name, err)
 	}

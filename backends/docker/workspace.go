@@ -115,11 +115,15 @@ func prepareDir(dir string, m *backends.Mount, w *backends.Workload) error {
 func ensureJobDir(dir string, uid, gid int) error {
 	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.Mkdir(dir, jobDirMode); err != nil {
+		// Another Start of the same attempt may create it first.
+		err = os.Mkdir(dir, jobDirMode)
+		switch {
+		case err == nil:
+			if err := os.Chmod(dir, jobDirMode); err != nil {
+				return invalid("cannot set the mode of the job directory %s: %v", dir, err)
+			}
+		case !errors.Is(err, fs.ErrExist):
 			return invalid("cannot create the job directory %s: %v", dir, err)
-		}
-		if err := os.Chmod(dir, jobDirMode); err != nil {
-			return invalid("cannot set the mode of the job directory %s: %v", dir, err)
 		}
 		fi, err = os.Lstat(dir)
 	}
