@@ -130,8 +130,8 @@ func randHex(n int) string {
 // job starts an FLJob of this test's namespace on the site's workspace,
 // with a small root and memory limit.
 func (f *fixture) job(name string) *builder.Builder {
-	return builder.FLJob(name).Namespace(f.ns).UID("uid-"+f.ns+"-"+name).HostPath(f.site).
-		JobID("job-"+name).SizeLimit("16Mi").Memory("64Mi").Grace(5)
+	return builder.FLJob(name).Namespace(f.ns).UID("uid-" + f.ns + "-" + name).HostPath(f.site).
+		JobID("job-" + name).SizeLimit("16Mi").Memory("64Mi").Grace(5)
 }
 
 // workload builds attempt 1 of job and removes its containers when the

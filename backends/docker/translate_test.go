@@ -50,16 +50,16 @@ func TestContainerNameIsUnambiguous(t *testing.T) {
 // decides.
 type created struct {
 	Name, User, Hostname, WorkingDir, Image string
-	Entrypoint, Cmd, Env, CapDrop, Secopt  []string
-	Labels                                 map[string]string
-	Ports                                  network.PortSet
-	StopTimeout                            int
-	Network                                string
-	Aliases                                []string
-	Mounts                                 []mount.Mount
-	NanoCPUs, Memory, MemorySwap, Pids     int64
-	Devices                                []container.DeviceRequest
-	Restart                                container.RestartPolicyMode
+	Entrypoint, Cmd, Env, CapDrop, Secopt   []string
+	Labels                                  map[string]string
+	Ports                                   network.PortSet
+	StopTimeout                             int
+	Network                                 string
+	Aliases                                 []string
+	Mounts                                  []mount.Mount
+	NanoCPUs, Memory, MemorySwap, Pids      int64
+	Devices                                 []container.DeviceRequest
+	Restart                                 container.RestartPolicyMode
 }
 
 func TestCreateOptions(t *testing.T) {
