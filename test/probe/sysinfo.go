@@ -199,7 +199,9 @@ func resolve(p string) (string, error) {
 }
 
 // statusFields are the /proc/<pid>/status fields the probe reports.
-var statusFields = []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"}
+var statusFields = []string{
+	"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp",
+}
 
 // parseStatus reads the capability sets, NoNewPrivs and Seccomp from the
 // format of /proc/<pid>/status. It fails when any of them is missing.
