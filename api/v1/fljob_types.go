@@ -364,8 +364,8 @@ const (
 	ReasonBackoff = "Backoff"
 	// ReasonSucceeded means the job process exited with code 0.
 	ReasonSucceeded = "Succeeded"
-	// ReasonExited means the job process exited with a non-zero code and
-	// no retry is left.
+	// ReasonExited means an attempt's job process exited with a non-zero
+	// code.
 	ReasonExited = "Exited"
 	// ReasonBackoffLimitExceeded means more attempts failed than
 	// backoffLimit allows.
