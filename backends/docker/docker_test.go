@@ -157,12 +157,11 @@ func TestExitAndReturnCodes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, docker.Options{})
 	type tc struct {
-		name   string
-		args   func(jobDir string) []string
-		stale  bool
-		exit   int32
-		rc     *int32
-		reason string
+		name  string
+		args  func(jobDir string) []string
+		stale bool
+		exit  int32
+		rc    *int32
 	}
 	var tests []tc
 	for _, code := range []int32{0, 1, 9, 101, 102, 103, 104} {
@@ -676,8 +675,8 @@ func TestVolumeSource(t *testing.T) {
 	jobDir := path.Join(root, "job-vol")
 	w := f.workload(f.job("vol").Volume(vol).Args("run", "--inspect-out", jobDir+"/report.json",
 		"--job-dir", jobDir, "--check-dir", root+"/job-other"))
-	obs := f.start(w)
-	obs = f.waitExited(w.Ref)
+	f.start(w)
+	obs := f.waitExited(w.Ref)
 	if obs.ExitCode == nil || *obs.ExitCode != 0 {
 		t.Fatalf("probe on a volume workspace = %+v, want exit code 0", obs)
 	}

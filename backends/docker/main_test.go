@@ -58,7 +58,7 @@ func prepareEngine() error {
 		fmt.Fprintf(os.Stderr, "warning: %s failed, using the existing %s: %v\n%s",
 			script, probeImage, buildErr, out)
 	case cerrdefs.IsNotFound(err):
-		return fmt.Errorf("build %s with %s: %v\n%s", probeImage, script, buildErr, out)
+		return fmt.Errorf("build %s with %s: %w\n%s", probeImage, script, buildErr, out)
 	case err != nil:
 		return fmt.Errorf("inspect %s: %w", probeImage, err)
 	}

@@ -70,7 +70,8 @@ func (b *Backend) Observe(ctx context.Context, ref backends.Ref) (backends.Obser
 
 // observeContainer maps an inspected container and, once it exited, reads
 // the job's return code from it.
-func (b *Backend) observeContainer(ctx context.Context, c *container.InspectResponse) (backends.Observation, error) {
+func (b *Backend) observeContainer(ctx context.Context,
+	c *container.InspectResponse) (backends.Observation, error) {
 	obs := observation(c)
 	if obs.State != backends.StateExited {
 		return obs, nil

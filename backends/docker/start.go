@@ -144,7 +144,8 @@ func (b *Backend) checkHostname(ctx context.Context, w *backends.Workload) (*bac
 
 // resolveEnv returns the environment with Secrets resolved, USER and HOME
 // added.
-func (b *Backend) resolveEnv(ctx context.Context, w *backends.Workload) ([]string, *backends.Observation, error) {
+func (b *Backend) resolveEnv(ctx context.Context,
+	w *backends.Workload) ([]string, *backends.Observation, error) {
 	env := make([]string, 0, len(w.Env)+2)
 	for _, e := range w.Env {
 		if e.Secret == nil {
@@ -253,7 +254,8 @@ func (b *Backend) ensureRootVolume(ctx context.Context, w *backends.Workload, na
 
 // create allocates GPUs and creates the container. A container of the
 // same name that belongs to this attempt is adopted.
-func (b *Backend) create(ctx context.Context, w *backends.Workload, p *plan) (string, *backends.Observation, error) {
+func (b *Backend) create(ctx context.Context, w *backends.Workload,
+	p *plan) (string, *backends.Observation, error) {
 	if n := int(w.Resources.GPUs); n > 0 {
 		if n > len(b.opts.GPUs) {
 			return "", nil, invalid("the job asks for %d GPUs and this Docker host has %d", n,
@@ -300,7 +302,8 @@ func (b *Backend) forgetNetwork() {
 
 // adoptByName takes over the container that holds the attempt's name, if
 // it belongs to the attempt.
-func (b *Backend) adoptByName(ctx context.Context, w *backends.Workload, name string) (string, *backends.Observation, error) {
+func (b *Backend) adoptByName(ctx context.Context, w *backends.Workload,
+	name string) (string, *backends.Observation, error) {
 	// A concurrent create holds the name before the container can be
 	// inspected: give it a moment.
 	var res client.ContainerInspectResult

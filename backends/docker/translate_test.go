@@ -81,7 +81,7 @@ func TestCreateOptions(t *testing.T) {
 		name: "host path on an engine without recursive read-only",
 		job:  builder.FLJob("c1").HostPath("/srv/site").JobID("j1"),
 		plan: hostPlan(Features{APIVersion: "1.41"}),
-		want: func(c *created) {},
+		want: func(*created) {},
 	}, {
 		name: "recursive read-only where the engine has it",
 		job:  builder.FLJob("c1").HostPath("/srv/site").JobID("j1"),

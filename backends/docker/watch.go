@@ -13,8 +13,8 @@ import (
 
 // Reconnection delays of Watch after the event stream broke.
 const (
-	watchBackoffMin = time.Second
-	watchBackoffMax = 30 * time.Second
+	watchDelayFirst = time.Second
+	watchDelayCap   = 30 * time.Second
 )
 
 // watchedActions are the container events that change an observation.
@@ -31,24 +31,23 @@ var watchedActions = []events.Action{
 // stream breaks it reconnects with a growing delay, replaying from the last
 // event it saw. It returns when ctx ends.
 func (b *Backend) Watch(ctx context.Context, notify func(backends.Key)) error {
-	delay := watchBackoffMin
+	delay := watchDelayFirst
 	var since string
 	for {
 		got, last, err := b.watchOnce(ctx, since, notify)
-		if ctx.Err() != nil {
-			return nil
-		}
 		if got {
-			delay = watchBackoffMin
+			delay = watchDelayFirst
 			since = last
 		}
-		b.log.Info("Docker event stream broke, reconnecting", "error", err, "delay", delay)
+		if ctx.Err() == nil {
+			b.log.Info("Docker event stream broke, reconnecting", "error", err, "delay", delay)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, watchBackoffMax)
+		delay = min(2*delay, watchDelayCap)
 	}
 }
 
