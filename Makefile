@@ -19,7 +19,7 @@ generate: ## Generate deepcopy code for the API types.
 
 manifests: ## Generate the CRD and RBAC manifests from markers.
 	$(GO) tool controller-gen crd paths=./api/... output:crd:dir=config/crd/bases
-	$(GO) tool controller-gen rbac:roleName=fljob-manager paths="./controllers/...;./backends/k8s/..." output:rbac:dir=config/rbac
+	$(GO) tool controller-gen rbac:roleName=fljob-manager paths="./controllers/...;./backends/k8s/...;./cmd/..." output:rbac:dir=config/rbac
 
 fmt:
 	$(GO) fmt ./...
