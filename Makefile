@@ -7,7 +7,9 @@ BIN := $(CURDIR)/bin
 KUBEBUILDER_ASSETS ?= $(BIN)/k8s
 export KUBEBUILDER_ASSETS
 
-.PHONY: all build generate manifests fmt vet lint test test-unit testbin images verify demo clean
+IMG ?= fljob-operator:dev
+
+.PHONY: docker-build all build generate manifests fmt vet lint test test-unit testbin images verify demo clean
 
 all: build
 
@@ -49,6 +51,10 @@ verify: generate manifests fmt ## Regenerate, then fail on any difference.
 
 demo: build images ## Run the demo FL job on the Docker backend (no Kubernetes needed).
 	hack/demo.sh
+
+docker-build: ## Build the operator image from a static binary, without a registry.
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/image/fljob ./cmd/fljob
+	docker build -t $(IMG) -f Dockerfile $(BIN)/image
 
 clean:
 	rm -rf $(BIN)
