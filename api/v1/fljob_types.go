@@ -258,7 +258,7 @@ type Workspace struct {
 	// writes outside its own directory). Defaults to 1Gi; at most 1Ti.
 	// +optional
 	// +kubebuilder:default="1Gi"
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() > 0 && quantity(string(self)).compareTo(quantity('1Ti')) <= 0",message="must be more than 0 and at most 1Ti"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0')) && quantity(string(self)).compareTo(quantity('1Ti')) <= 0",message="must be more than 0 and at most 1Ti"
 	SizeLimit *resource.Quantity `json:"sizeLimit,omitempty"`
 
 	// source holds the site's startup/, local/ and job directories: exactly
@@ -309,7 +309,7 @@ type Resources struct {
 	// cpu is the CPU limit in cores, for example "2" or "500m"; at most
 	// 1024.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() > 0 && quantity(string(self)).compareTo(quantity('1024')) <= 0",message="must be more than 0 and at most 1024 cores"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0')) && quantity(string(self)).compareTo(quantity('1024')) <= 0",message="must be more than 0 and at most 1024 cores"
 	CPU *resource.Quantity `json:"cpu,omitempty"`
 
 	// memory is the memory limit, for example "4Gi"; at least 4Mi and at
