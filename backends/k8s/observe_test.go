@@ -178,8 +178,9 @@ func TestWithEvent(t *testing.T) {
 	event := func(typ, reason, msg string, at time.Time) corev1.Event {
 		return corev1.Event{Type: typ, Reason: reason, Message: msg, LastTimestamp: metav1.NewTime(at)}
 	}
-	const mountMsg = `MountVolume.SetUp failed for volume "job" : hostPath type check failed: ` +
-		`/srv/fljob/site-1/job-1 is not a directory`
+	const mountMsg = `MountVolume.SetUp failed for volume "job" : hostPath type check failed, ` +
+		`/srv/fljob/site-1/job-1 is not a directory, unable to determine its type: ` +
+		`stat /srv/fljob/site-1/job-1: no such file or directory`
 	creating := obs(backends.StateWaiting)
 	creating.Reason = "ContainerCreating"
 	failedMount := obs(backends.StateWaiting)

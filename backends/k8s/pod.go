@@ -42,8 +42,7 @@ const (
 //
 //   - The workspace root is an emptyDir of medium Memory sized SizeBytes: a
 //     tmpfs whose mode is the kernel's default 1777, which is the model's
-//     Mode. The pod's memory limit, where set, grows by SizeBytes, because
-//     the tmpfs pages are charged to the container.
+//     Mode. Its pages count against the memory limit, as on Docker.
 //   - A host-path source becomes one hostPath volume of type Directory per
 //     directory (startup/, local/, <jobID>/), so a missing directory fails
 //     the mount instead of being created by the kubelet as root; a volume
@@ -63,7 +62,7 @@ func PodFor(w *backends.Workload) *corev1.Pod {
 		WorkingDir:               w.WorkingDir,
 		Env:                      envOf(w.Env),
 		Ports:                    containerPortsOf(w.Ports),
-		Resources:                resourcesOf(w),
+		Resources:                resourcesOf(w.Resources),
 		VolumeMounts:             mounts,
 		TerminationMessagePath:   w.ReturnCodePath,
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
@@ -263,20 +262,16 @@ func containerPortsOf(ports []backends.Port) []corev1.ContainerPort {
 // resourcesOf sets limits only; the API server copies them into requests.
 // Resources.Pids has no per-pod field: the kubelet's podPidsLimit bounds
 // every pod of a node alike.
-func resourcesOf(w *backends.Workload) corev1.ResourceRequirements {
-	r := w.Resources
+func resourcesOf(r backends.Resources) corev1.ResourceRequirements {
 	limits := corev1.ResourceList{}
 	if r.MilliCPU > 0 {
 		limits[corev1.ResourceCPU] = *resource.NewMilliQuantity(r.MilliCPU, resource.DecimalSI)
 	}
 	if r.MemoryBytes > 0 {
-		// The memory-backed workspace root is charged to the container:
-		// add its size so that the process keeps the memory it asked for.
-		mem := r.MemoryBytes
-		if root := w.Mount(backends.MountRoot); root != nil {
-			mem += root.SizeBytes
-		}
-		limits[corev1.ResourceMemory] = *resource.NewQuantity(mem, resource.BinarySI)
+		// The memory-backed workspace root is charged against this limit,
+		// as the Docker backend's tmpfs is against its own: the model
+		// decides whether the limit includes the root, not the backend.
+		limits[corev1.ResourceMemory] = *resource.NewQuantity(r.MemoryBytes, resource.BinarySI)
 	}
 	if r.GPUs > 0 {
 		limits[ResourceGPU] = *resource.NewQuantity(int64(r.GPUs), resource.DecimalSI)

@@ -144,10 +144,9 @@ func TestPodFor(t *testing.T) {
 				c.VolumeMounts[1].MountPath = "/ws/startup"
 				c.VolumeMounts[2].MountPath = "/ws/local"
 				c.VolumeMounts[3].MountPath = "/ws/7f1c-uuid"
-				// Memory grows by the memory-backed root's 512Mi.
 				c.Resources.Limits = corev1.ResourceList{
 					corev1.ResourceCPU:    resource.MustParse("1500m"),
-					corev1.ResourceMemory: resource.MustParse("2560Mi"),
+					corev1.ResourceMemory: resource.MustParse("2Gi"),
 					"nvidia.com/gpu":      resource.MustParse("2"),
 				}
 			},
