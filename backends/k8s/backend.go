@@ -63,14 +63,14 @@ func New(c client.Client, opts Options) *Backend {
 // Name returns "kubernetes".
 func (b *Backend) Name() string { return Name }
 
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=fljob.dev,resources=fljobs/finalizers,verbs=update
+
 // Start creates the attempt's Service (when it has ports) and Pod. A Pod
 // that already exists is adopted when it belongs to the same FLJob (label
 // fljob.dev/uid), so a restarted controller never makes a second Pod for
 // one attempt.
-//
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update
-// +kubebuilder:rbac:groups=fljob.dev,resources=fljobs/finalizers,verbs=update
 func (b *Backend) Start(ctx context.Context, w *backends.Workload) (backends.Observation, error) {
 	if err := Validate(w); err != nil {
 		return backends.Observation{}, err
@@ -170,12 +170,12 @@ func samePorts(got, want []corev1.ServicePort) bool {
 	return true
 }
 
+// +kubebuilder:rbac:groups="",resources=events,verbs=list
+
 // Observe returns what the attempt's Pod shows; a missing Pod is
 // StateAbsent. A wait whose cause only an event carries (a failed mount)
 // is explained by the Pod's latest Warning event when a clientset is
 // configured.
-//
-// +kubebuilder:rbac:groups="",resources=events,verbs=list
 func (b *Backend) Observe(ctx context.Context, ref backends.Ref) (backends.Observation, error) {
 	pod := &corev1.Pod{}
 	key := client.ObjectKey{Namespace: ref.Namespace, Name: backends.WorkloadName(ref)}
@@ -200,13 +200,13 @@ func (b *Backend) Observe(ctx context.Context, ref backends.Ref) (backends.Obser
 	return withEvent(obs, events.Items), nil
 }
 
+// +kubebuilder:rbac:groups="",resources=pods,verbs=delete
+
 // Stop deletes the attempt's Pod, giving its process grace to exit after
 // SIGTERM. The Pod's status vanishes with it: observe the Pod before
 // stopping it. A grace under one second becomes one second, so that the
 // API server keeps the Pod until the kubelet confirms the kill (zero would
 // delete it at once, the process possibly still running).
-//
-// +kubebuilder:rbac:groups="",resources=pods,verbs=delete
 func (b *Backend) Stop(ctx context.Context, ref backends.Ref, grace time.Duration) error {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
 		Namespace: ref.Namespace, Name: backends.WorkloadName(ref),
@@ -219,11 +219,11 @@ func (b *Backend) Stop(ctx context.Context, ref backends.Ref, grace time.Duratio
 	return nil
 }
 
-// Remove deletes every Pod of the FLJob, of every attempt, and its Service
-// when this backend made it. Missing objects are no error.
-//
 // +kubebuilder:rbac:groups="",resources=pods,verbs=deletecollection
 // +kubebuilder:rbac:groups="",resources=services,verbs=delete
+
+// Remove deletes every Pod of the FLJob, of every attempt, and its Service
+// when this backend made it. Missing objects are no error.
 func (b *Backend) Remove(ctx context.Context, key backends.Key) error {
 	log.FromContext(ctx).V(2).Info("Deleting pods and service", "fljob", key.String())
 	err := b.c.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(key.Namespace),
@@ -249,9 +249,9 @@ func (b *Backend) Remove(ctx context.Context, key backends.Key) error {
 	return nil
 }
 
-// Logs streams the job container's log of one attempt to out.
-//
 // +kubebuilder:rbac:groups="",resources=pods/log,verbs=get
+
+// Logs streams the job container's log of one attempt to out.
 func (b *Backend) Logs(ctx context.Context, ref backends.Ref, opts backends.LogOptions, out io.Writer) error {
 	if b.clientset == nil {
 		return fmt.Errorf("read logs of %s: the kubernetes backend has no clientset", ref.Key)
