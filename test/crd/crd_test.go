@@ -95,4 +95,3 @@ func TestCRDOnRealAPIServer(t *testing.T) {
 		}
 	})
 }
-
