@@ -87,7 +87,8 @@ func FromFLJob(job *fljobv1.FLJob, attempt int32) (*Workload, error) {
 // as root.
 func checkSpec(spec *fljobv1.FLJobSpec) error {
 	switch {
-	case !safeSegment.MatchString(spec.JobID) || len(spec.JobID) > 128:
+	case !safeSegment.MatchString(spec.JobID) || len(spec.JobID) > 128 ||
+		spec.JobID == StartupDir || spec.JobID == LocalDir:
 		return fmt.Errorf("spec.jobID: %q is not one safe path segment", spec.JobID)
 	case spec.RunAsUser < 1:
 		return fmt.Errorf("spec.runAsUser: %d is not a non-root uid", spec.RunAsUser)

@@ -38,12 +38,13 @@ const DefaultMountPath = "/var/tmp/nvflare/workspace"
 type FLJobSpec struct {
 	// jobID is the FL job's id. It names the job's directory in the
 	// workspace, so it must be one safe path segment: letters, digits, '.',
-	// '_' and '-', not starting with '.', at most 128 characters.
-	// Immutable.
+	// '_' and '-', not starting with '.', at most 128 characters, and
+	// neither "startup" nor "local". Immutable.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9_][A-Za-z0-9._-]*$')",message="must be one path segment: letters, digits, '.', '_' or '-', not starting with '.' and without '/'"
+	// +kubebuilder:validation:XValidation:rule="self != 'startup' && self != 'local'",message="must not be startup or local: those directories hold the site's kit"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="jobID is immutable"
 	JobID string `json:"jobID"`
 
