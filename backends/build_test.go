@@ -85,7 +85,7 @@ func TestInvariants(t *testing.T) {
 				t.Errorf("got %d mounts, want 4", len(w.Mounts))
 			}
 		}},
-		{"every persistent mount comes from the one source", func(t *testing.T, job *fljobv1.FLJob, w *backends.Workload) {
+		{"every persistent mount comes from the one source", func(t *testing.T, _ *fljobv1.FLJob, w *backends.Workload) {
 			src := w.Mount(backends.MountJob).Source
 			if (src.HostPath == "") == (src.Volume == "") {
 				t.Fatalf("source %+v: want exactly one of host path or volume", src)

@@ -517,7 +517,3 @@ type FLJobList struct {
 	// items are the FLJobs.
 	Items []FLJob `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&FLJob{}, &FLJobList{})
-}

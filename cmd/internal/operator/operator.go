@@ -15,8 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -120,7 +120,7 @@ func Run(ctx context.Context, o *Options, backend string) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
-	b, owns, err := newBackend(ctx, mgr, o, backend)
+	b, owns, err := newBackend(mgr, o, backend)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func Setup(mgr ctrl.Manager, b backends.Backend, owns []client.Object, o *Option
 	return nil
 }
 
-func newBackend(ctx context.Context, mgr ctrl.Manager, o *Options, name string) (backends.Backend, []client.Object, error) {
+func newBackend(mgr ctrl.Manager, o *Options, name string) (backends.Backend, []client.Object, error) {
 	switch name {
 	case BackendKubernetes:
 		cs, err := kubernetes.NewForConfig(mgr.GetConfig())
