@@ -1,0 +1,261 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"testing"
+
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+)
+
+// Column names, as in status.workload.backend.
+const (
+	columnDocker     = "docker"
+	columnKubernetes = "kubernetes"
+)
+
+// Exit codes of hack/node.sh.
+const (
+	nodeExitForbidden = 3
+)
+
+// Environment variables the suite reads.
+const (
+	envKubeconfig = "FLJOB_CONFORMANCE_KUBECONFIG"
+	envOperator   = "FLJOB_CONFORMANCE_OPERATOR"
+	envNodeExec   = "FLJOB_CONFORMANCE_NODE_EXEC"
+	envNode       = "FLJOB_CONFORMANCE_NODE"
+	envBackends   = "FLJOB_CONFORMANCE_BACKENDS"
+	envParityOut  = "FLJOB_PARITY_OUT"
+)
+
+var (
+	// repoRoot is the module's root directory.
+	repoRoot string
+	// runID makes this run's names unique on a shared Docker Engine.
+	runID string
+	// logFile receives the controllers' logs of both columns.
+	logFile string
+	// node is what TestMain learned about the Kubernetes column's cluster.
+	node nodeSetup
+	// results collects each column's observations for docs/parity.md.
+	results = &resultSet{columns: map[string]*columnResult{}}
+)
+
+// nodeSetup says where the Kubernetes column runs, or why it does not.
+type nodeSetup struct {
+	// kubeconfig reaches the cluster.
+	kubeconfig string
+	// where describes the cluster in docs/parity.md.
+	where string
+	// skip is why the column does not run, when the machine forbids it or
+	// it was switched off; err is a failure of the node script (a bug).
+	skip string
+	err  error
+	// ours is true when TestMain brought the node up and must take it down.
+	ours bool
+	// upTime and downTime are how long hack/node.sh up and down took.
+	upTime, downTime time.Duration
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	var err error
+	if repoRoot, err = findRepoRoot(); err != nil {
+		fmt.Fprintf(os.Stderr, "conformance: %v\n", err)
+		os.Exit(1)
+	}
+	runID = randomHex(3)
+	logFile = filepath.Join(repoRoot, "bin", "conformance", "controllers.log")
+	if err := setUpLogs(logFile); err != nil {
+		fmt.Fprintf(os.Stderr, "conformance: %v\n", err)
+		os.Exit(1)
+	}
+	if selected(columnKubernetes) {
+		node = bringUpNode()
+	}
+	code := m.Run()
+	if node.ours {
+		if err := takeDownNode(&node); err != nil {
+			fmt.Fprintf(os.Stderr, "conformance: %v\n", err)
+			code = 1
+		}
+	}
+	if results.ran() {
+		if err := writeParity(); err != nil {
+			fmt.Fprintf(os.Stderr, "conformance: write parity table: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// selected says whether FLJOB_CONFORMANCE_BACKENDS (default: all) names the
+// column.
+func selected(column string) bool {
+	v := os.Getenv(envBackends)
+	return v == "" || slices.Contains(strings.Split(v, ","), column)
+}
+
+// bringUpNode finds or starts the Kubernetes column's cluster.
+func bringUpNode() nodeSetup {
+	if kc := os.Getenv(envKubeconfig); kc != "" {
+		return nodeSetup{kubeconfig: kc, where: "the cluster of " + envKubeconfig + " (" + kc + ")"}
+	}
+	if os.Getenv(envNode) == "skip" {
+		return nodeSetup{skip: envNode + "=skip: the real node was switched off"}
+	}
+	script := filepath.Join(repoRoot, "hack", "node.sh")
+	where := "the single node of hack/node.sh on this machine"
+	if out, err := exec.Command(script, "status").Output(); err == nil {
+		return nodeSetup{kubeconfig: kubeconfigFrom(out), where: where + " (already up)"}
+	}
+	fmt.Fprintf(os.Stderr, "conformance: hack/node.sh up (builds what is missing first)\n")
+	start := time.Now()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(script, "up")
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	s := nodeSetup{where: where, upTime: time.Since(start)}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		s.kubeconfig = strings.TrimSpace(lastLine(stdout.String()))
+		s.ours = true
+	case errors.As(err, &exit) && exit.ExitCode() == nodeExitForbidden:
+		s.skip = "hack/node.sh up reports that this machine forbids the node:\n" +
+			forbiddenLines(stderr.String())
+	default:
+		s.err = fmt.Errorf("hack/node.sh up failed after %v: %w\n%s", s.upTime.Round(time.Second),
+			err, tail(stderr.String(), 40))
+		// Whatever did start must not outlive the run.
+		s.ours = true
+	}
+	return s
+}
+
+// takeDownNode runs hack/node.sh down and records how long it took.
+func takeDownNode(s *nodeSetup) error {
+	start := time.Now()
+	out, err := exec.Command(filepath.Join(repoRoot, "hack", "node.sh"), "down").CombinedOutput()
+	s.downTime = time.Since(start)
+	if err != nil {
+		return fmt.Errorf("hack/node.sh down: %w\n%s", err, tail(string(out), 30))
+	}
+	return nil
+}
+
+// kubeconfigFrom finds the KUBECONFIG= line of hack/node.sh status.
+func kubeconfigFrom(out []byte) string {
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "KUBECONFIG="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// forbiddenLines keeps the lines of the node script that describe what the
+// machine forbids.
+func forbiddenLines(stderr string) string {
+	var out []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, "forbidden") || strings.HasPrefix(l, "node:   ") {
+			out = append(out, strings.TrimPrefix(l, "node: "))
+		}
+	}
+	if len(out) == 0 {
+		return tail(stderr, 5)
+	}
+	return strings.Join(out, "\n")
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// setUpLogs sends controller-runtime's logs (both columns' controllers) to
+// a file, so that a failure can be traced without flooding the test output.
+func setUpLogs(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create log directory: %w", err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create log file: %w", err)
+	}
+	ctrllog.SetLogger(zap.New(zap.WriteTo(&lockedWriter{w: f}), zap.UseDevMode(true)))
+	return nil
+}
+
+// lockedWriter serializes writes from the goroutines of two managers.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *os.File
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// findRepoRoot finds the module root above the working directory.
+func findRepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("working directory: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// withTimeout is a context for one step of a column.
+func withTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
