@@ -119,7 +119,7 @@ func (s *Store) LockController() (func(), error) {
 		fmt.Fprintf(f, "%d\n", os.Getpid())
 	}
 	return func() {
-		f.Truncate(0) //nolint:errcheck // best effort: the pid is only informative
+		f.Truncate(0)                               //nolint:errcheck // best effort: the pid is only informative
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing releases it too
 		f.Close()
 	}, nil
