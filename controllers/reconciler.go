@@ -142,7 +142,6 @@ func (r *Reconciler) act(ctx context.Context, job *fljobv1.FLJob, d Decision) (D
 			"Error creating workload for attempt %d: %v", d.Attempt, err)
 		return d, fmt.Errorf("start attempt %d: %w", d.Attempt, err)
 	}
-	r.Metrics.attemptStarted(r.Backend.Name())
 	started := job.DeepCopy()
 	started.Status = d.Status
 	next := Decide(started, &obs, now, r.Policy)
@@ -165,6 +164,11 @@ func (r *Reconciler) finish(ctx context.Context, job *fljobv1.FLJob, d Decision)
 			return r.retryConflict(fmt.Errorf("update status: %w", err))
 		}
 		r.Metrics.statusChanged(job, &old, &d.Status)
+		if d.Status.Attempts > old.Attempts {
+			// Counted once the status holds the attempt: a Start that only
+			// adopted the pod for a stale view of the FLJob loses this write.
+			r.Metrics.attemptStarted(r.Backend.Name())
+		}
 	}
 	for _, e := range d.Events {
 		r.Recorder.Eventf(job, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
