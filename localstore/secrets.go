@@ -151,7 +151,7 @@ func (s *Store) SecretValue(_ context.Context, namespace, name, key string) (str
 		return "", err
 	}
 	if sec == nil {
-		return "", fmt.Errorf("%w: %w", controllers.ErrNotFound, apierrors.NewNotFound(secretResource, name))
+		return "", notFound(secretResource, name)
 	}
 	v, ok := sec.Data[key]
 	if !ok {

@@ -148,15 +148,25 @@ func (s *Store) eventsPath(k backends.Key) string {
 	return filepath.Join(s.dir, eventsDir, k.Namespace, k.Name+fileSuffix)
 }
 
-// notFound is the API server's NotFound error, wrapping ErrNotFound.
-func notFound(name string) error {
-	return fmt.Errorf("%w: %w", controllers.ErrNotFound, apierrors.NewNotFound(groupResource, name))
+// apiError is an API server error that also matches a controllers
+// sentinel, and reads as the API server's message alone.
+type apiError struct {
+	sentinel error
+	err      error
 }
 
-// conflict is the API server's Conflict error, wrapping ErrConflict.
+func (e *apiError) Error() string   { return e.err.Error() }
+func (e *apiError) Unwrap() []error { return []error{e.sentinel, e.err} }
+
+// notFound is the API server's NotFound error, matching ErrNotFound.
+func notFound(gr schema.GroupResource, name string) error {
+	return &apiError{sentinel: controllers.ErrNotFound, err: apierrors.NewNotFound(gr, name)}
+}
+
+// conflict is the API server's Conflict error, matching ErrConflict.
 func conflict(name string) error {
-	return fmt.Errorf("%w: %w", controllers.ErrConflict, apierrors.NewConflict(groupResource, name,
-		errors.New("the object has been modified; please apply your changes to the latest version and try again")))
+	return &apiError{sentinel: controllers.ErrConflict, err: apierrors.NewConflict(groupResource, name,
+		errors.New("the object has been modified; please apply your changes to the latest version and try again"))}
 }
 
 // Get returns the FLJob, or an error wrapping controllers.ErrNotFound.
@@ -166,7 +176,7 @@ func (s *Store) Get(_ context.Context, key backends.Key) (*fljobv1.FLJob, error)
 		return nil, err
 	}
 	if job == nil {
-		return nil, notFound(key.Name)
+		return nil, notFound(groupResource, key.Name)
 	}
 	return job, nil
 }
@@ -392,7 +402,7 @@ func (s *Store) current(job *fljobv1.FLJob) (*fljobv1.FLJob, error) {
 		return nil, err
 	}
 	if stored == nil {
-		return nil, notFound(job.Name)
+		return nil, notFound(groupResource, job.Name)
 	}
 	if stored.ResourceVersion != job.ResourceVersion {
 		return nil, conflict(job.Name)
