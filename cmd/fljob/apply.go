@@ -37,7 +37,7 @@ its status and finalizers are the controller's.`,
 			return err
 		},
 	}
-	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "Manifest file or directory; - reads standard input.")
+	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "Manifest file or directory; - reads standard input.")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "Validate and print what would change, without changing it.")
 	return cmd
 }

@@ -46,7 +46,7 @@ deleted at once. -f also deletes the Secrets of the manifests.`,
 			return deleteObjects(cmd.Context(), g, s, targets, wait, timeout)
 		},
 	}
-	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "Manifests naming what to delete.")
+	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "Manifests naming what to delete.")
 	cmd.Flags().BoolVar(&wait, "wait", true, "Wait until a running controller removed the FLJobs.")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "How long --wait waits.")
 	return cmd

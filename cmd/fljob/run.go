@@ -57,7 +57,7 @@ store. Interrupted, it leaves the FLJobs as they are: "fljob run" or
 		RunE: func(cmd *cobra.Command, _ []string) error { return runJobs(cmd, g, o) },
 	}
 	f := cmd.Flags()
-	f.StringSliceVarP(&o.files, "filename", "f", nil, "Manifest file or directory; - reads standard input.")
+	f.StringArrayVarP(&o.files, "filename", "f", nil, "Manifest file or directory; - reads standard input.")
 	f.DurationVar(&o.timeout, "timeout", 0, "Fail when the FLJobs have not finished after this long; 0 waits forever.")
 	f.BoolVar(&o.logs, "logs", true, "Stream the jobs' output.")
 	f.StringVar(&o.docker.network, "docker-network", docker.DefaultNetwork, "Docker network the jobs join.")
