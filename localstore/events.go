@@ -75,8 +75,8 @@ func (s *Store) Eventf(regarding, _ runtime.Object, eventtype, reason, action, n
 }
 
 // appendEvent adds ev, or counts it when it repeats the last event, and
-// keeps the last max events.
-func appendEvent(evs []Event, ev Event, max int) []Event {
+// keeps the last keep events.
+func appendEvent(evs []Event, ev Event, keep int) []Event {
 	if n := len(evs); n > 0 {
 		last := &evs[n-1]
 		if last.Type == ev.Type && last.Reason == ev.Reason && last.Note == ev.Note {
@@ -86,8 +86,8 @@ func appendEvent(evs []Event, ev Event, max int) []Event {
 		}
 	}
 	evs = append(evs, ev)
-	if len(evs) > max {
-		evs = append([]Event(nil), evs[len(evs)-max:]...)
+	if len(evs) > keep {
+		evs = append([]Event(nil), evs[len(evs)-keep:]...)
 	}
 	return evs
 }

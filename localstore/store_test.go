@@ -290,7 +290,9 @@ func TestConcurrentWritersLoseNoUpdate(t *testing.T) {
 func TestDeleteHonorsFinalizers(t *testing.T) {
 	s, clk := open(t)
 	ctx := context.Background()
-	_, job, _ := s.Apply(ctx, decode(t, s, client), false)
+	if _, _, err := s.Apply(ctx, decode(t, s, client), false); err != nil {
+		t.Fatal(err)
+	}
 	if res, err := s.DeleteKey(ctx, key); err != nil || res != localstore.Deleted {
 		t.Fatalf("delete without finalizers = %s, %v", res, err)
 	}
@@ -301,7 +303,7 @@ func TestDeleteHonorsFinalizers(t *testing.T) {
 		t.Errorf("delete of a missing FLJob = %s, %v", res, err)
 	}
 
-	_, job, _ = s.Apply(ctx, decode(t, s, client), false)
+	_, job, _ := s.Apply(ctx, decode(t, s, client), false)
 	if err := s.SetFinalizer(ctx, job, true); err != nil {
 		t.Fatal(err)
 	}

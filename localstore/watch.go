@@ -153,7 +153,10 @@ func holder(lockPath string) string {
 func removeStaleTemps(dir string, before time.Time) {
 	//nolint:errcheck // best effort: stale files are only clutter
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasPrefix(d.Name(), tempPrefix) {
+		if err != nil {
+			return nil //nolint:nilerr // skip what cannot be read: the sweep is best effort
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), tempPrefix) {
 			return nil
 		}
 		if info, err := d.Info(); err == nil && info.ModTime().Before(before) {

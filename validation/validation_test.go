@@ -210,8 +210,8 @@ func TestDecodeRejectsMalformedDocuments(t *testing.T) {
 		{"another kind", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n", "cannot be handled as a FLJob"},
 		{"metadata of the wrong type", "apiVersion: fljob.dev/v1\nkind: FLJob\nmetadata:\n  name: 5\n",
 			"cannot be handled as a FLJob"},
-		{"unknown metadata field", "apiVersion: fljob.dev/v1\nkind: FLJob\nmetadata:\n  name: a\n  nmae: b\n",
-			`unknown field "metadata.nmae"`},
+		{"unknown metadata field", "apiVersion: fljob.dev/v1\nkind: FLJob\nmetadata:\n  name: a\n  colour: b\n",
+			`unknown field "metadata.colour"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -241,7 +241,7 @@ func (b *Backend) Refs() []backends.Ref {
 	}
 	sort.Slice(refs, func(i, j int) bool {
 		if refs[i].Key != refs[j].Key {
-			return refs[i].Key.String() < refs[j].Key.String()
+			return refs[i].String() < refs[j].String()
 		}
 		return refs[i].Attempt < refs[j].Attempt
 	})

@@ -62,14 +62,14 @@ func setup(dir string) error {
 	build := exec.Command("go", "build", "-o", fljobBin, ".")
 	build.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build fljob: %v\n%s", err, out)
+		return fmt.Errorf("build fljob: %w\n%s", err, out)
 	}
 	if out, err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
-		return fmt.Errorf("docker engine unreachable: %v: %s", err, bytes.TrimSpace(out))
+		return fmt.Errorf("docker engine unreachable: %w: %s", err, bytes.TrimSpace(out))
 	}
 	script := filepath.Join(repoRoot, "hack", "build-images.sh")
 	if out, err := exec.Command(script, "probe", "fedavg").CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %v\n%s", script, err, out)
+		return fmt.Errorf("%s: %w\n%s", script, err, out)
 	}
 	return nil
 }

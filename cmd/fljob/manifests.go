@@ -91,7 +91,7 @@ func expand(p string) ([]string, error) {
 
 // readFile splits a file into its non-empty YAML or JSON documents.
 func readFile(name string, stdin io.Reader) ([]document, error) {
-	var r io.Reader = stdin
+	r := stdin
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {

@@ -373,13 +373,12 @@ type prefixWriter struct {
 func (p *prefixWriter) Write(b []byte) (int, error) {
 	p.buf.Write(b)
 	for {
-		line, err := p.buf.ReadString('\n')
-		if err != nil {
+		i := bytes.IndexByte(p.buf.Bytes(), '\n')
+		if i < 0 {
 			// An incomplete line waits for its end.
-			p.buf.Reset()
-			p.buf.WriteString(line)
 			return len(b), nil
 		}
+		line := string(p.buf.Next(i + 1))
 		p.out.line(p.prefix + strings.TrimRight(line, "\r\n"))
 	}
 }
