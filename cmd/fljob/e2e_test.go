@@ -169,7 +169,45 @@ func TestApplyGetDescribeLogs(t *testing.T) {
 	if r := e.fljob("get", "nope"); r.code != 1 || r.stderr != "error: fljobs.fljob.dev \"nope\" not found\n" {
 		t.Errorf("get of a missing FLJob:\n%s", r)
 	}
+
+	// run leaves the work to the controller that runs already.
+	r = e.fljob("run", "-f", e.writeManifests(map[string]string{
+		"p2.yaml": e.probeJob("probe-2", "job-8", "run", "--rc-file", "_process_rc.txt", "--rc", "0"),
+	}), "--timeout", "90s")
+	if r.code != 0 || !strings.Contains(r.stderr, "Using the controller that already runs on") ||
+		!strings.Contains(r.stdout, "[1/1 finished]") {
+		t.Errorf("run next to an operator:\n%s", r)
+	}
 	op.stop(t)
+}
+
+// TestRunWithSecret runs a job whose variable comes from a Secret applied
+// in the same run.
+func TestRunWithSecret(t *testing.T) {
+	e := newEnv(t)
+	job := e.probeJob("secretive", "job-s", "run", "--inspect") + `  env:
+    - name: PLAIN
+      value: visible
+    - name: TOKEN
+      valueFrom:
+        secretKeyRef:
+          name: site-token
+          key: token
+`
+	secret := "apiVersion: v1\nkind: Secret\nmetadata:\n  name: site-token\nstringData:\n  token: s3cr3t\n"
+	r := e.fljob("run", "-f", e.writeManifests(map[string]string{"job.yaml": job, "secret.yaml": secret}),
+		"--timeout", "90s")
+	if r.code != 0 {
+		t.Fatalf("run:\n%s", r)
+	}
+	if !strings.HasPrefix(r.stdout, "secret/site-token created\nfljob.fljob.dev/secretive created\n") {
+		t.Errorf("the Secret was not applied before the FLJob:\n%s", r.stdout)
+	}
+	for _, want := range []string{`"TOKEN": "s3cr3t"`, `"PLAIN": "visible"`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the job's environment lacks %s:\n%s", want, r.stdout)
+		}
+	}
 }
 
 // TestDeleteStopsAndRemovesTheContainer deletes a running job, with and
