@@ -70,7 +70,6 @@ Inspect the jobs with:
   ${fljob[*]} get -o wide
   ${fljob[*]} describe fedavg-server
   ${fljob[*]} logs fedavg-site-1
-Remove them (and their containers) with:
-  ${fljob[*]} operator &  ${fljob[*]} delete fedavg-server fedavg-site-1 fedavg-site-2
+Running the demo again first removes this one, with its containers.
 EOT
 exit "$status"

@@ -307,7 +307,7 @@ func (s *Store) apply(ctx context.Context, u *unstructured.Unstructured, dryRun 
 		return s.create(ctx, u, dryRun)
 	}
 	if old.DeletionTimestamp != nil {
-		return "", nil, apierrors.NewAlreadyExists(groupResource, name)
+		return "", nil, fmt.Errorf("object is being deleted: %w", apierrors.NewAlreadyExists(groupResource, name))
 	}
 	if rv := u.GetResourceVersion(); rv != "" && rv != old.ResourceVersion {
 		return "", nil, conflict(name)

@@ -320,7 +320,7 @@ func TestDeleteHonorsFinalizers(t *testing.T) {
 		t.Errorf("marked FLJob: deletionTimestamp %v, generation %d", marked.DeletionTimestamp, marked.Generation)
 	}
 	if _, _, err := s.Apply(ctx, decode(t, s, client), false); err == nil ||
-		!strings.Contains(err.Error(), "already exists") {
+		!strings.Contains(err.Error(), "object is being deleted: fljobs.fljob.dev \"site-1\" already exists") {
 		t.Errorf("apply over a deleted FLJob = %v, want it refused", err)
 	}
 	if err := s.SetFinalizer(ctx, marked, false); err != nil {
