@@ -552,3 +552,26 @@ func TestListIsSortedAcrossNamespaces(t *testing.T) {
 		t.Errorf("List(a) = %d FLJobs, want 2", len(a))
 	}
 }
+
+// BenchmarkUpdateStatus measures one durable, validated status write.
+func BenchmarkUpdateStatus(b *testing.B) {
+	s, err := localstore.Open(b.TempDir(), localstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	u, err := s.Validator().Decode([]byte(client))
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, job, err := s.Apply(ctx, u, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		job.Status.Attempts++
+		if err := s.UpdateStatus(ctx, job); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -222,3 +222,21 @@ func TestDecodeRejectsMalformedDocuments(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkDecodeAndCreate measures validating one manifest for create.
+func BenchmarkDecodeAndCreate(b *testing.B) {
+	v, err := validation.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	doc := []byte(manifests.Valid[2].YAML)
+	for b.Loop() {
+		u, err := v.Decode(doc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := v.Create(context.Background(), u); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
