@@ -14,6 +14,10 @@
 //     and with validation ratcheting as the server has it;
 //   - status updates: the status schema.
 //
+// The CRD itself is first checked as the API server checks a CRD it is
+// asked to install (every CEL rule compiled in the server's environment),
+// so a CRD a cluster would refuse is refused here too.
+//
 // No rule of the FLJob API is written here: they all come from the CRD, so
 // the single-host store and an API server accept and reject the same
 // manifests with the same messages. Rejections are *apierrors.StatusError

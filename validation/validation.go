@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	crdvalidation "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel/model"
@@ -68,6 +69,9 @@ func New(crdYAML []byte, version string) (*Validator, error) {
 	if err := yaml.UnmarshalStrict(crdYAML, &def); err != nil {
 		return nil, fmt.Errorf("decode CRD: %w", err)
 	}
+	if err := validateDefinition(&def); err != nil {
+		return nil, err
+	}
 	var ver *apiextensionsv1.CustomResourceDefinitionVersion
 	for i := range def.Spec.Versions {
 		if def.Spec.Versions[i].Name == version {
@@ -107,6 +111,28 @@ func New(crdYAML []byte, version string) (*Validator, error) {
 		}
 	}
 	return v, nil
+}
+
+// validateDefinition checks the CRD as the API server does before it
+// accepts it: defaults, then the server's CRD validation, which compiles
+// every CEL rule in the environment the server uses for new CRDs. A CRD
+// the server would refuse is refused here too, so the single-host mode
+// never accepts manifests under rules a cluster could not even install.
+func validateDefinition(def *apiextensionsv1.CustomResourceDefinition) error {
+	def = def.DeepCopy()
+	apiextensionsv1.SetObjectDefaults_CustomResourceDefinition(def)
+	var internal apiextensions.CustomResourceDefinition
+	err := apiextensionsv1.Convert_v1_CustomResourceDefinition_To_apiextensions_CustomResourceDefinition(def, &internal, nil)
+	if err != nil {
+		return fmt.Errorf("convert CRD: %w", err)
+	}
+	errs := crdvalidation.ValidateCustomResourceDefinition(context.Background(), &internal)
+	if len(errs) > 0 {
+		return fmt.Errorf("the API server would refuse the CRD: %w",
+			apierrors.NewInvalid(schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"},
+				def.Name, errs))
+	}
+	return nil
 }
 
 // GroupVersionKind returns the kind the Validator validates.

@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	fljobv1 "github.com/fljob-dev/fljob/api/v1"
+	"github.com/fljob-dev/fljob/config/crd"
 	"github.com/fljob-dev/fljob/test/manifests"
 	"github.com/fljob-dev/fljob/validation"
 )
@@ -238,5 +239,26 @@ func BenchmarkDecodeAndCreate(b *testing.B) {
 		if err := v.Create(context.Background(), u); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestNewRefusesWhatTheServerRefuses checks that a CRD the API server
+// would not install is refused: here a CEL rule calling sign() as a member
+// of a quantity, which the server's compiler rejects.
+func TestNewRefusesWhatTheServerRefuses(t *testing.T) {
+	if _, err := validation.New(crd.FLJobCRD, "v1"); err != nil {
+		t.Fatalf("the embedded CRD is refused: %v", err)
+	}
+	bad := strings.Replace(string(crd.FLJobCRD), "rule: self >= 1", "rule: self.sign() >= 1", 1)
+	if bad == string(crd.FLJobCRD) {
+		t.Fatal("the CRD has no rule to break")
+	}
+	_, err := validation.New([]byte(bad), "v1")
+	if err == nil || !strings.Contains(err.Error(), "the API server would refuse the CRD") ||
+		!strings.Contains(err.Error(), "rule compile error") {
+		t.Errorf("New() with a rule that does not compile = %v", err)
+	}
+	if _, err := validation.New(crd.FLJobCRD, "v2"); err == nil {
+		t.Errorf("New() of a version the CRD lacks succeeded")
 	}
 }
