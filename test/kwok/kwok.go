@@ -40,6 +40,18 @@ const (
 //go:embed stages/*.yaml
 var stages embed.FS
 
+// configuration is kwok's own: more pod stages played at once than kwok's
+// default of 4, for runs of hundreds of pods. A configuration file takes
+// none of kwok's defaults, so every parallelism is set.
+const configuration = `apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  podPlayStageParallelism: 16
+  nodePlayStageParallelism: 2
+  nodeLeaseParallelism: 2
+  podsOnNodeSyncParallelism: 2
+`
+
 // Cluster is a running kwok process with its fake node and binder.
 type Cluster struct {
 	// Node is the name of the fake node.
@@ -70,10 +82,14 @@ func Start(t testing.TB, env *envtest.Env) *Cluster {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("kwok: start %s: %v", bin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); _ = logFile.Close() }()
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		_ = logFile.Close()
+		close(p.done)
+	}()
 	t.Cleanup(func() {
-		stop(t, cmd, exited)
+		p.stop(t)
 		if t.Failed() {
 			c.dumpLogs(t)
 		}
@@ -92,7 +108,7 @@ func Start(t testing.TB, env *envtest.Env) *Cluster {
 	t.Cleanup(stopBinder)
 
 	start := time.Now()
-	if err := c.createNode(ctx, cs, exited); err != nil {
+	if err := c.createNode(ctx, cs, p); err != nil {
 		c.dumpLogs(t)
 		t.Fatalf("kwok: %v", err)
 	}
@@ -101,7 +117,7 @@ func Start(t testing.TB, env *envtest.Env) *Cluster {
 }
 
 // prepare writes kwok's kubeconfig, for a member of system:masters, and its
-// stages, and returns kwok's arguments.
+// configuration with the stages, and returns kwok's arguments.
 func (c *Cluster) prepare(env *envtest.Env) ([]string, error) {
 	user, err := env.Environment.AddUser(crenvtest.User{
 		Name: "kwok", Groups: []string{"system:masters"},
@@ -117,13 +133,14 @@ func (c *Cluster) prepare(env *envtest.Env) ([]string, error) {
 	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
 		return nil, fmt.Errorf("write kubeconfig: %w", err)
 	}
-	config, err := Stages()
+	stages, err := Stages()
 	if err != nil {
 		return nil, err
 	}
-	configPath := filepath.Join(c.Dir, "stages.yaml")
+	configPath := filepath.Join(c.Dir, "kwok.yaml")
+	config := append([]byte(configuration), stages...)
 	if err := os.WriteFile(configPath, config, 0o600); err != nil {
-		return nil, fmt.Errorf("write stages: %w", err)
+		return nil, fmt.Errorf("write configuration: %w", err)
 	}
 	return []string{
 		"--kubeconfig=" + kubeconfigPath,
@@ -154,7 +171,7 @@ func Stages() ([]byte, error) {
 }
 
 // createNode creates the fake node and waits until kwok made it Ready.
-func (c *Cluster) createNode(ctx context.Context, cs kubernetes.Interface, exited <-chan error) error {
+func (c *Cluster) createNode(ctx context.Context, cs kubernetes.Interface, p *process) error {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
 		Name:   c.Node,
 		Labels: map[string]string{corev1.LabelHostname: c.Node, "type": "kwok"},
@@ -165,8 +182,8 @@ func (c *Cluster) createNode(ctx context.Context, cs kubernetes.Interface, exite
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, readyTimeout, true,
 		func(ctx context.Context) (bool, error) {
 			select {
-			case err := <-exited:
-				return false, fmt.Errorf("kwok exited: %v", err)
+			case <-p.done:
+				return false, fmt.Errorf("kwok exited: %w", p.err)
 			default:
 			}
 			n, err := cs.CoreV1().Nodes().Get(ctx, c.Node, metav1.GetOptions{})
@@ -186,16 +203,24 @@ func (c *Cluster) createNode(ctx context.Context, cs kubernetes.Interface, exite
 	return nil
 }
 
+// process is the running kwok.
+type process struct {
+	cmd *exec.Cmd
+	// done is closed once kwok exited; err is then how.
+	done chan struct{}
+	err  error
+}
+
 // stop ends kwok with SIGTERM, then SIGKILL.
-func stop(t testing.TB, cmd *exec.Cmd, exited <-chan error) {
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+func (p *process) stop(t testing.TB) {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		t.Logf("kwok: SIGTERM: %v", err)
 	}
 	select {
-	case <-exited:
+	case <-p.done:
 	case <-time.After(stopTimeout):
-		_ = cmd.Process.Kill()
-		<-exited
+		_ = p.cmd.Process.Kill()
+		<-p.done
 		t.Logf("kwok: killed after %v", stopTimeout)
 	}
 }
