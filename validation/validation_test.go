@@ -2,6 +2,8 @@ package validation_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -260,5 +262,49 @@ func TestNewRefusesWhatTheServerRefuses(t *testing.T) {
 	}
 	if _, err := validation.New(crd.FLJobCRD, "v2"); err == nil {
 		t.Errorf("New() of a version the CRD lacks succeeded")
+	}
+}
+
+// TestExampleManifestsAreValid validates the manifests shipped with the
+// project, unchanged but for the namespace kubectl would give them.
+func TestExampleManifestsAreValid(t *testing.T) {
+	v, err := validation.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, pattern := range []string{"../examples/*/manifests/*.yaml", "../config/samples/*.yaml"} {
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 3 {
+		t.Fatalf("found %d example manifests, want at least the demo's 3", len(files))
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := validation.DecodeDocument(data)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if obj["kind"] != "FLJob" {
+			continue
+		}
+		u, err := v.Decode(data)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if u.GetNamespace() == "" {
+			u.SetNamespace("default")
+		}
+		if err := v.Create(context.Background(), u); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }
