@@ -23,11 +23,14 @@
 // the attempt's labels and is removed with the workload.
 //
 // startup/ and local/ are read-only binds and the job directory a
-// read-write bind. On engines older than API 1.44 a read-only bind is
-// read-only only at its top: file systems mounted below it on the host stay
-// writable; from API 1.44 the backend asks for recursive read-only and the
-// engine refuses to start the container when it cannot provide it. See
-// Backend.Features.
+// read-write bind. From API 1.44 the backend asks for recursive read-only
+// binds and the engine refuses to start the container when it cannot
+// provide them. Older engines make a bind read-only only at its top, and
+// file systems mounted below it on the host would stay writable: there the
+// backend reads its own mount table (it runs on the Docker host) and binds
+// each file system mounted below startup/ or local/ read-only on its own
+// (see readOnlySubmounts). File systems mounted there after the container
+// started do not reach it. See Backend.Features.
 //
 // A host-path source is prepared on the host (the controller runs on the
 // Docker host): startup/ and local/ must exist, and the job directory is

@@ -125,9 +125,10 @@ type Features struct {
 	// APIVersion is the API version negotiated with the engine.
 	APIVersion string
 	// RecursiveReadOnly is true when read-only binds are made read-only
-	// recursively or not at all (API 1.44 and later). When false, file
-	// systems mounted below a read-only source on the host stay writable
-	// in the container.
+	// recursively or not at all (API 1.44 and later). When false, the
+	// engine makes only the top of a bind read-only: the backend then binds
+	// each file system mounted below a read-only source, as found when the
+	// container is created, read-only on its own.
 	RecursiveReadOnly bool
 	// VolumeSubpath is true when a named volume can be mounted by
 	// subdirectory (API 1.45 and later).
@@ -152,8 +153,8 @@ func (b *Backend) Features(ctx context.Context) (Features, error) {
 		VolumeSubpath:     versions.GreaterThanOrEqualTo(v, apiVolumeSubpath),
 	}
 	if !f.RecursiveReadOnly {
-		b.log.Info("Read-only mounts are not recursive on this engine",
-			"apiVersion", v, "recursiveSince", apiForceRecursiveRO)
+		b.log.Info("Read-only binds are not recursive on this engine: binding the file systems "+
+			"below them read-only one by one", "apiVersion", v, "recursiveSince", apiForceRecursiveRO)
 	}
 	b.feat = &f
 	return f, nil

@@ -106,6 +106,10 @@ func (b *Backend) plan(ctx context.Context, w *backends.Workload) (*plan, *backe
 	if err != nil || obs != nil {
 		return nil, obs, err
 	}
+	submounts, err := readOnlySubmounts(w, sources, f)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := b.ensureNetwork(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -115,7 +119,7 @@ func (b *Backend) plan(ctx context.Context, w *backends.Workload) (*plan, *backe
 	}
 	return &plan{
 		name: name, rootVolume: rootVol, network: b.opts.Network, features: f,
-		sources: sources, env: env, gpuDriver: b.opts.GPUDriver,
+		sources: sources, submounts: submounts, env: env, gpuDriver: b.opts.GPUDriver,
 	}, nil, nil
 }
 

@@ -73,6 +73,10 @@ type plan struct {
 	network    string
 	features   Features
 	sources    map[backends.Source]source
+	// submounts are the file systems mounted below each read-only bind's
+	// host directory, relative to it, on engines without recursive
+	// read-only binds (see readOnlySubmounts).
+	submounts map[string][]string
 	// env holds NAME=VALUE with Secrets resolved.
 	env       []string
 	gpus      []string
@@ -200,6 +204,9 @@ func containerMounts(w *backends.Workload, p *plan) ([]mount.Mount, error) {
 				bm.BindOptions = &mount.BindOptions{ReadOnlyForceRecursive: true}
 			}
 			out = append(out, bm)
+			if m.ReadOnly {
+				out = append(out, submountBinds(bm, p.submounts[bm.Source])...)
+			}
 			continue
 		}
 		out = append(out, mount.Mount{
