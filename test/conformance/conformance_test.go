@@ -70,8 +70,9 @@ type cluster struct {
 	reachable func(ctx context.Context, ns, name string) error
 	// logs returns an attempt's output, for failure messages.
 	logs func(ctx context.Context, job *fljobv1.FLJob) string
-	// recursiveRO says whether the runtime makes read-only mounts read-only
-	// recursively, and why.
+	// recursiveRO says whether the backend, on this runtime, makes file
+	// systems mounted below a read-only mount read-only too, and how or
+	// why not.
 	recursiveRO func(ctx context.Context) (bool, string)
 	// facts describe the backend's environment in docs/parity.md.
 	facts []string
@@ -95,8 +96,8 @@ type observed struct {
 	// submounts says whether the site had file systems mounted below
 	// startup/ and local/.
 	submounts bool
-	// recursiveRO and recursiveROWhy are what the runtime says about
-	// recursive read-only mounts.
+	// recursiveRO and recursiveROWhy are what the backend and runtime say
+	// about file systems mounted below read-only mounts.
 	recursiveRO    bool
 	recursiveROWhy string
 }

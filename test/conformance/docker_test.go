@@ -69,14 +69,8 @@ func dockerCluster(t *testing.T) *cluster {
 		logs: func(ctx context.Context, job *fljobv1.FLJob) string {
 			return backendLogs(ctx, b, job)
 		},
-		recursiveRO: func(context.Context) (bool, string) {
-			if feat.RecursiveReadOnly {
-				return true, "Docker API " + feat.APIVersion + " forces read-only binds to be recursive"
-			}
-			return false, "Docker API " + feat.APIVersion + " has no recursive read-only binds " +
-				"(they came with API 1.44, Docker 25)"
-		},
-		facts: dockerFacts(ctx, t, cli, feat),
+		recursiveRO: func(context.Context) (bool, string) { return true, readOnlyHow(feat) },
+		facts:       dockerFacts(ctx, t, cli, feat),
 	}
 }
 
@@ -184,6 +178,17 @@ func backendLogs(ctx context.Context, lr backends.LogReader, job *fljobv1.FLJob)
 	return buf.String()
 }
 
+// readOnlyHow says how the backend makes file systems mounted below a
+// read-only bind read-only on this engine.
+func readOnlyHow(f docker.Features) string {
+	if f.RecursiveReadOnly {
+		return "recursive (Docker API " + f.APIVersion + ", BindOptions.ReadOnlyForceRecursive)"
+	}
+	return "Docker API " + f.APIVersion + " has no recursive read-only binds (API 1.44, " +
+		"Docker 25); the backend binds each file system mounted below startup/ and local/ " +
+		"read-only on its own"
+}
+
 // dockerFacts describes the engine in docs/parity.md.
 func dockerFacts(ctx context.Context, t *testing.T, cli *client.Client, feat docker.Features) []string {
 	info, err := cli.Info(ctx, client.InfoOptions{})
@@ -196,6 +201,7 @@ func dockerFacts(ctx context.Context, t *testing.T, cli *client.Client, feat doc
 			i.ServerVersion, feat.APIVersion, i.RuncCommit.ID, i.Driver),
 		fmt.Sprintf("cgroup driver %s, cgroup v%s, kernel %s", i.CgroupDriver, i.CgroupVersion,
 			i.KernelVersion),
+		"read-only binds: " + readOnlyHow(feat),
 		"FLJobs in a kube-apiserver and etcd (envtest); controllers.Reconciler with " +
 			"backends/docker; network " + dockerNetwork,
 	}

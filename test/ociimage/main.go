@@ -106,7 +106,7 @@ func run(args []string) error {
 		return err
 	}
 	if *name == "" || *out == "" || fs.NArg() == 0 {
-		return errors.New("usage: ociimage -name NAME -out FILE [-entrypoint PATH] DEST=SRC...")
+		return errors.New("usage: ociimage -name NAME -out FILE [-entrypoint PATH] DEST=SRC [DEST=SRC]")
 	}
 	img := Image{Name: *name}
 	if *entry != "" {
