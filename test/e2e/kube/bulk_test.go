@@ -88,10 +88,10 @@ func (s *suite) bulk(t *testing.T) {
 			err, started, len(list.Items), finished)
 	}
 	elapsed := time.Since(start)
-	t.Logf("bulk: %d FLJobs created in %v; all with their pod created after %v and all terminal after %v "+
-		"(%.1f FLJobs/s); creation to completion per FLJob: %s", bulkJobs, created.Round(time.Millisecond),
-		allStarted.Round(100*time.Millisecond), elapsed.Round(100*time.Millisecond),
-		bulkJobs/elapsed.Seconds(), spread(list.Items))
+	t.Logf("bulk: %d FLJobs created in %v; all with their pod created after %v "+
+		"and all terminal after %v (%.1f FLJobs/s); creation to completion per FLJob: %s",
+		bulkJobs, created.Round(time.Millisecond), allStarted.Round(100*time.Millisecond),
+		elapsed.Round(100*time.Millisecond), bulkJobs/elapsed.Seconds(), spread(list.Items))
 
 	// Every FLJob ended as its probe did, on its first and only attempt.
 	got := map[string]outcome{}
@@ -102,7 +102,8 @@ func (s *suite) bulk(t *testing.T) {
 	want := map[string]outcome{}
 	for i := range bulkJobs {
 		code := codeOf(i)
-		o := outcome{fljobv1.PhaseFailed, fljobv1.ReasonBackoffLimitExceeded, ptr.To(code), ptr.To(code), 1, 1, 1}
+		o := outcome{fljobv1.PhaseFailed, fljobv1.ReasonBackoffLimitExceeded, ptr.To(code), ptr.To(code),
+			1, 1, 1}
 		if code == 0 {
 			o.Phase, o.Reason, o.Failed = fljobv1.PhaseSucceeded, fljobv1.ReasonSucceeded, 0
 		}

@@ -289,7 +289,8 @@ func eventTime(e *corev1.Event) time.Time {
 func (n *ns) waitEvents(job *fljobv1.FLJob, want ...event) []corev1.Event {
 	n.t.Helper()
 	var got []corev1.Event
-	n.poll(waitTimeout, fmt.Sprintf("events %v of %s", want, job.Name), func(context.Context) (bool, error) {
+	what := fmt.Sprintf("events %v of %s", want, job.Name)
+	n.poll(waitTimeout, what, func(context.Context) (bool, error) {
 		got = n.events(string(job.UID))
 		for _, w := range want {
 			if !slices.ContainsFunc(got, func(e corev1.Event) bool {

@@ -57,12 +57,14 @@ type outcome struct {
 
 func outcomeOf(job *fljobv1.FLJob) outcome {
 	st := job.Status
-	return outcome{st.Phase, st.Reason, st.ExitCode, st.ReturnCode, st.Attempts, st.Failed, st.ObservedGeneration}
+	return outcome{st.Phase, st.Reason, st.ExitCode, st.ReturnCode, st.Attempts, st.Failed,
+		st.ObservedGeneration}
 }
 
 // checkCondition checks the status, reason and observedGeneration of one
 // condition.
-func checkCondition(t *testing.T, job *fljobv1.FLJob, typ string, status metav1.ConditionStatus, reason string) {
+func checkCondition(t *testing.T, job *fljobv1.FLJob, typ string, status metav1.ConditionStatus,
+	reason string) {
 	t.Helper()
 	c := condition(job, typ)
 	type cond struct {
@@ -102,18 +104,21 @@ func (s *suite) serverLifecycle(t *testing.T) {
 	t.Parallel()
 	n := s.namespace(t, "server")
 	m := n.startManager(managerOptions{})
-	job := n.create(builder.FLJob("fl-server").Server().Args(run(4*time.Second, 0, 0)...))
+	job := n.create(builder.FLJob("fl-server").Server().Args(run(5*time.Second, 0, 0)...))
 
 	// Running: its pod runs on the fake node, behind the FLJob's Service.
 	running := n.waitPhase(job.Name, fljobv1.PhaseRunning)
 	pod := n.pod(job.Name, 1)
 	if pod.Status.Phase != corev1.PodRunning || pod.Spec.NodeName != kwok.NodeName {
-		t.Errorf("pod phase %s on node %q, want Running on %s", pod.Status.Phase, pod.Spec.NodeName, kwok.NodeName)
+		t.Errorf("pod phase %s on node %q, want Running on %s",
+			pod.Status.Phase, pod.Spec.NodeName, kwok.NodeName)
 	}
 	if got := pod.Spec.Containers[0].TerminationMessagePath; got != rcFile {
 		t.Errorf("termination message path %q, want the return code file %q", got, rcFile)
 	}
-	wantRef := &fljobv1.WorkloadRef{Backend: k8s.Name, Name: "fl-server-1", ID: string(pod.UID), Attempt: 1}
+	wantRef := &fljobv1.WorkloadRef{
+		Backend: k8s.Name, Name: "fl-server-1", ID: string(pod.UID), Attempt: 1,
+	}
 	if diff := cmp.Diff(wantRef, running.Status.Workload); diff != "" {
 		t.Errorf("status.workload (-want +got):\n%s", diff)
 	}
@@ -127,7 +132,8 @@ func (s *suite) serverLifecycle(t *testing.T) {
 	}
 	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8002 ||
 		svc.Spec.Selector[backends.LabelUID] != string(job.UID) {
-		t.Errorf("service ports %+v selector %v, want port 8002 selecting the FLJob's uid", svc.Spec.Ports, svc.Spec.Selector)
+		t.Errorf("service ports %+v selector %v, want port 8002 selecting the FLJob's uid",
+			svc.Spec.Ports, svc.Spec.Selector)
 	}
 	if owner := metav1.GetControllerOf(svc); owner == nil || owner.UID != job.UID {
 		t.Errorf("service controller = %+v, want the FLJob", owner)
@@ -150,7 +156,8 @@ func (s *suite) serverLifecycle(t *testing.T) {
 	case st.StartTime == nil || st.CompletionTime == nil:
 		t.Errorf("start %v, completion %v: want both", st.StartTime, st.CompletionTime)
 	case !st.CompletionTime.Equal(&term.FinishedAt):
-		t.Errorf("completionTime %v, want the container's finish %v", st.CompletionTime, term.FinishedAt)
+		t.Errorf("completionTime %v, want the container's finish %v",
+			st.CompletionTime, term.FinishedAt)
 	case st.StartTime.After(pod.CreationTimestamp.Time) || st.CompletionTime.Before(st.StartTime):
 		t.Errorf("start %v, pod created %v, completion %v: out of order",
 			st.StartTime, pod.CreationTimestamp, st.CompletionTime)
@@ -160,14 +167,16 @@ func (s *suite) serverLifecycle(t *testing.T) {
 	if got := countReason(events, "SuccessfulCreate"); got != 1 {
 		t.Errorf("%d SuccessfulCreate events, want 1:%s", got, describeEvents(events))
 	}
-	if got := counter(t, m.metrics, "fljob_attempts_started_total", map[string]string{"backend": k8s.Name}); got != 1 {
+	backend := map[string]string{"backend": k8s.Name}
+	if got := counter(t, m.metrics, "fljob_attempts_started_total", backend); got != 1 {
 		t.Errorf("fljob_attempts_started_total = %v, want 1", got)
 	}
 	finished := map[string]string{"result": "Succeeded", "reason": fljobv1.ReasonSucceeded}
 	if got := counter(t, m.metrics, "fljob_jobs_finished_total", finished); got != 1 {
 		t.Errorf("fljob_jobs_finished_total%v = %v, want 1", finished, got)
 	}
-	if got := counter(t, m.metrics, "fljob_launch_latency_seconds", map[string]string{"role": "Server"}); got != 1 {
+	role := map[string]string{"role": "Server"}
+	if got := counter(t, m.metrics, "fljob_launch_latency_seconds", role); got != 1 {
 		t.Errorf("fljob_launch_latency_seconds observations = %v, want 1", got)
 	}
 }
@@ -176,16 +185,18 @@ func (s *suite) clientFailure(t *testing.T) {
 	t.Parallel()
 	n := s.namespace(t, "client")
 	n.startManager(managerOptions{})
-	job := n.create(builder.FLJob("site-1-job").Args(run(time.Second, 1, fljobv1.ReturnCodeException)...))
+	rc := fljobv1.ReturnCodeException
+	job := n.create(builder.FLJob("site-1-job").Args(run(time.Second, 1, rc)...))
 
 	done := n.waitPhase(job.Name, fljobv1.PhaseFailed)
-	want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonBackoffLimitExceeded, ptr.To[int32](1),
-		ptr.To(fljobv1.ReturnCodeException), 1, 1, done.Generation}
+	want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonBackoffLimitExceeded, ptr.To[int32](1), ptr.To(rc),
+		1, 1, done.Generation}
 	if diff := cmp.Diff(want, outcomeOf(done)); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
 	checkMessage(t, done, "exited with code 1", "NVFlare return code 101 (exception)", "backoffLimit 0")
-	checkCondition(t, done, fljobv1.ConditionFailed, metav1.ConditionTrue, fljobv1.ReasonBackoffLimitExceeded)
+	checkCondition(t, done, fljobv1.ConditionFailed, metav1.ConditionTrue,
+		fljobv1.ReasonBackoffLimitExceeded)
 	if c := condition(done, fljobv1.ConditionComplete); c.Type != "" {
 		t.Errorf("a failed FLJob has a Complete condition: %+v", c)
 	}
@@ -202,7 +213,8 @@ func (s *suite) clientFailure(t *testing.T) {
 	if len(svcs.Items) != 0 {
 		t.Errorf("a client job has %d services, want none", len(svcs.Items))
 	}
-	n.waitEvents(done, event{"Normal", "SuccessfulCreate"}, event{"Warning", fljobv1.ReasonBackoffLimitExceeded})
+	n.waitEvents(done, event{"Normal", "SuccessfulCreate"},
+		event{"Warning", fljobv1.ReasonBackoffLimitExceeded})
 }
 
 // exitCodes runs one FLJob per exit code NVFlare's return codes use, each
@@ -221,9 +233,9 @@ func (s *suite) exitCodes(t *testing.T) {
 	n.create(builder.FLJob("no-rc").Args(kwok.Run{Exit: 2}.Args()...))
 
 	for name, code := range names {
-		job := n.waitJob(name, name+" finished", func(j *fljobv1.FLJob) bool { return j.Status.Phase.Finished() })
-		want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonBackoffLimitExceeded, ptr.To(code), ptr.To(code),
-			1, 1, job.Generation}
+		job := n.waitJob(name, name+" finished", finished)
+		want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonBackoffLimitExceeded, ptr.To(code),
+			ptr.To(code), 1, 1, job.Generation}
 		if code == 0 {
 			want.Phase, want.Reason, want.Failed = fljobv1.PhaseSucceeded, fljobv1.ReasonSucceeded, 0
 		}
@@ -233,8 +245,9 @@ func (s *suite) exitCodes(t *testing.T) {
 		checkMessage(t, job, "exited with code "+itoa(code),
 			"NVFlare return code "+itoa(code)+" ("+controllers.ReturnCodeText(code)+")")
 	}
-	job := n.waitJob("no-rc", "no-rc finished", func(j *fljobv1.FLJob) bool { return j.Status.Phase.Finished() })
-	want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonBackoffLimitExceeded, ptr.To[int32](2), nil, 1, 1, job.Generation}
+	job := n.waitJob("no-rc", "no-rc finished", finished)
+	want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonBackoffLimitExceeded, ptr.To[int32](2), nil,
+		1, 1, job.Generation}
 	if diff := cmp.Diff(want, outcomeOf(job)); diff != "" {
 		t.Errorf("no-rc: status (-want +got):\n%s", diff)
 	}
@@ -245,12 +258,14 @@ func (s *suite) exitCodes(t *testing.T) {
 
 func itoa(v int32) string { return strconv.Itoa(int(v)) }
 
+func finished(j *fljobv1.FLJob) bool { return j.Status.Phase.Finished() }
+
 func (s *suite) pendingDeadline(t *testing.T) {
 	t.Parallel()
 	n := s.namespace(t, "pending")
 	n.startManager(managerOptions{})
 	image := kwok.ImageNeverStarts + ":v1"
-	job := n.create(builder.FLJob("never").Image(image).PendingDeadline(3).Args(kwok.Forever()...))
+	job := n.create(builder.FLJob("never").Image(image).PendingDeadline(5).Args(kwok.Forever()...))
 
 	// While it waits, status says why.
 	waiting := n.waitJob(job.Name, "waiting on the image", func(j *fljobv1.FLJob) bool {
@@ -263,14 +278,16 @@ func (s *suite) pendingDeadline(t *testing.T) {
 	pod := n.pod(job.Name, 1)
 
 	done := n.waitPhase(job.Name, fljobv1.PhaseFailed)
-	want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonPendingDeadlineExceeded, nil, nil, 1, 0, done.Generation}
+	want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonPendingDeadlineExceeded, nil, nil,
+		1, 0, done.Generation}
 	if diff := cmp.Diff(want, outcomeOf(done)); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
-	checkMessage(t, done, "pendingDeadlineSeconds (3s)", "ErrImageNeverPull", image)
-	checkCondition(t, done, fljobv1.ConditionFailed, metav1.ConditionTrue, fljobv1.ReasonPendingDeadlineExceeded)
-	if d := done.Status.CompletionTime.Sub(pod.CreationTimestamp.Time); d < 3*time.Second {
-		t.Errorf("failed %v after the pod's creation, before the 3s pending deadline", d)
+	checkMessage(t, done, "pendingDeadlineSeconds (5s)", "ErrImageNeverPull", image)
+	checkCondition(t, done, fljobv1.ConditionFailed, metav1.ConditionTrue,
+		fljobv1.ReasonPendingDeadlineExceeded)
+	if d := done.Status.CompletionTime.Sub(pod.CreationTimestamp.Time); d < 5*time.Second {
+		t.Errorf("failed %v after the pod's creation, before the 5s pending deadline", d)
 	}
 	n.waitGone(pod)
 	n.waitEvents(done, event{"Warning", fljobv1.ReasonPendingDeadlineExceeded})
@@ -280,20 +297,22 @@ func (s *suite) activeDeadline(t *testing.T) {
 	t.Parallel()
 	n := s.namespace(t, "deadline")
 	n.startManager(managerOptions{})
-	job := n.create(builder.FLJob("deadline").ActiveDeadline(3).Args(kwok.Forever()...))
+	job := n.create(builder.FLJob("deadline").ActiveDeadline(5).Args(kwok.Forever()...))
 
 	n.waitPhase(job.Name, fljobv1.PhaseRunning)
 	pod := n.pod(job.Name, 1)
 	done := n.waitPhase(job.Name, fljobv1.PhaseFailed)
-	want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonDeadlineExceeded, nil, nil, 1, 0, done.Generation}
+	want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonDeadlineExceeded, nil, nil,
+		1, 0, done.Generation}
 	if diff := cmp.Diff(want, outcomeOf(done)); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
-	checkMessage(t, done, "activeDeadlineSeconds (3s)")
-	checkCondition(t, done, fljobv1.ConditionFailed, metav1.ConditionTrue, fljobv1.ReasonDeadlineExceeded)
+	checkMessage(t, done, "activeDeadlineSeconds (5s)")
+	checkCondition(t, done, fljobv1.ConditionFailed, metav1.ConditionTrue,
+		fljobv1.ReasonDeadlineExceeded)
 	// Both times are whole seconds, rounded down: the difference keeps the
 	// bound.
-	if d := done.Status.CompletionTime.Sub(done.Status.StartTime.Time); d < 3*time.Second {
+	if d := done.Status.CompletionTime.Sub(done.Status.StartTime.Time); d < 5*time.Second {
 		t.Errorf("failed %v after its start, before activeDeadlineSeconds", d)
 	}
 	n.waitGone(pod)
@@ -304,7 +323,8 @@ func (s *suite) backoff(t *testing.T) {
 	t.Parallel()
 	n := s.namespace(t, "backoff")
 	n.startManager(managerOptions{})
-	job := n.create(builder.FLJob("retry").BackoffLimit(1).Args(run(time.Second, 1, fljobv1.ReturnCodeExecutionError)...))
+	rc := fljobv1.ReturnCodeExecutionError
+	job := n.create(builder.FLJob("retry").BackoffLimit(1).Args(run(time.Second, 1, rc)...))
 
 	backingOff := n.waitJob(job.Name, "backing off", func(j *fljobv1.FLJob) bool {
 		return j.Status.Reason == fljobv1.ReasonBackoff
@@ -316,8 +336,8 @@ func (s *suite) backoff(t *testing.T) {
 	checkMessage(t, backingOff, "attempt 1 exited with code 1", "retrying in 2s")
 
 	done := n.waitPhase(job.Name, fljobv1.PhaseFailed)
-	want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonBackoffLimitExceeded, ptr.To[int32](1),
-		ptr.To(fljobv1.ReturnCodeExecutionError), 2, 2, done.Generation}
+	want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonBackoffLimitExceeded, ptr.To[int32](1), ptr.To(rc),
+		2, 2, done.Generation}
 	if diff := cmp.Diff(want, outcomeOf(done)); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
@@ -326,18 +346,21 @@ func (s *suite) backoff(t *testing.T) {
 	pods := n.pods(job.Name)
 	var names []string
 	for _, p := range pods {
-		names = append(names, p.Name+"/attempt="+p.Labels[backends.LabelAttempt]+"/"+string(p.Status.Phase))
+		names = append(names, p.Name+" attempt="+p.Labels[backends.LabelAttempt]+" "+string(p.Status.Phase))
 	}
-	if diff := cmp.Diff([]string{"retry-1/attempt=1/Failed", "retry-2/attempt=2/Failed"}, names); diff != "" {
+	wantPods := []string{"retry-1 attempt=1 Failed", "retry-2 attempt=2 Failed"}
+	if diff := cmp.Diff(wantPods, names); diff != "" {
 		t.Fatalf("pods (-want +got):\n%s", diff)
 	}
-	if ref := done.Status.Workload; ref == nil || ref.Name != "retry-2" || ref.ID != string(pods[1].UID) {
+	ref := done.Status.Workload
+	if ref == nil || ref.Name != "retry-2" || ref.ID != string(pods[1].UID) {
 		t.Errorf("status.workload = %+v, want the second pod", ref)
 	}
 	// Whole seconds rounded down on both sides keep the bound.
 	gap := pods[1].CreationTimestamp.Sub(terminatedOf(t, &pods[0]).FinishedAt.Time)
 	if gap < testPolicy.BackoffBase {
-		t.Errorf("second attempt created %v after the first failed, before the %v backoff", gap, testPolicy.BackoffBase)
+		t.Errorf("second attempt created %v after the first failed, before the %v backoff",
+			gap, testPolicy.BackoffBase)
 	}
 	events := n.waitEvents(done, event{"Warning", fljobv1.ReasonBackoff},
 		event{"Warning", fljobv1.ReasonBackoffLimitExceeded})

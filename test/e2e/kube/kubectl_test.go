@@ -29,15 +29,16 @@ func (s *suite) kubectl(t *testing.T) {
 	client := n.create(builder.FLJob("site-1").Args(run(0, 1, fljobv1.ReturnCodeException)...))
 	n.waitPhase(server.Name, fljobv1.PhaseSucceeded)
 	failed := n.waitPhase(client.Name, fljobv1.PhaseFailed)
-	n.waitEvents(failed, event{"Normal", "SuccessfulCreate"}, event{"Warning", fljobv1.ReasonBackoffLimitExceeded})
+	n.waitEvents(failed, event{"Normal", "SuccessfulCreate"},
+		event{"Warning", fljobv1.ReasonBackoffLimitExceeded})
 
 	kubeconfig, cache := s.kubeconfig(t), t.TempDir()
 	kubectl := func(args ...string) string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
 		defer cancel()
-		args = append([]string{"--kubeconfig=" + kubeconfig, "--cache-dir=" + cache, "--namespace=" + n.name},
-			args...)
+		common := []string{"--kubeconfig=" + kubeconfig, "--cache-dir=" + cache, "--namespace=" + n.name}
+		args = append(common, args...)
 		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args[3:], " "), err, out)
@@ -81,8 +82,8 @@ func (s *suite) kubectl(t *testing.T) {
 		t.Fatalf("kubectl describe shows no events section:\n%s", out)
 	}
 	events := out[i:]
-	for _, want := range []string{"Normal", "SuccessfulCreate", "Warning", fljobv1.ReasonBackoffLimitExceeded,
-		"NVFlare return code 101 (exception)"} {
+	for _, want := range []string{"Normal", "SuccessfulCreate", "Warning",
+		fljobv1.ReasonBackoffLimitExceeded, "NVFlare return code 101 (exception)"} {
 		if !strings.Contains(events, want) {
 			t.Errorf("the events of kubectl describe do not show %q", want)
 		}
