@@ -53,6 +53,7 @@ type terminated struct {
 // TestStages runs kwok with this package's stages against a real API server
 // and checks what each stage makes of bare pods, with no controller.
 func TestStages(t *testing.T) {
+	kwok.RequireBinary(t, "kwok") // before spending seconds on the control plane
 	env := envtest.StartEnv(t)
 	cluster := kwok.Start(t, env)
 	c := env.Client

@@ -68,6 +68,7 @@ type suite struct {
 func newSuite(t *testing.T) *suite {
 	// controller-runtime's own packages log through its global logger.
 	ctrl.SetLogger(testr.NewWithOptions(t, testr.Options{LogTimestamp: true}))
+	kwok.RequireBinary(t, "kwok") // before spending seconds on the control plane
 	env := envtest.StartEnv(t)
 	kwok.Start(t, env)
 	cs, err := kubernetes.NewForConfig(env.Config)
