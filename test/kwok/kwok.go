@@ -242,9 +242,13 @@ func (c *Cluster) dumpLogs(t testing.TB) {
 
 // RequireBinary returns the path of a control-plane binary from
 // KUBEBUILDER_ASSETS, or else bin/k8s at the module root. A missing binary
-// skips the test, or fails it when CI=true.
+// skips the test, or fails it when CI=true. Under go test -short the test
+// is always skipped, as package envtest does.
 func RequireBinary(t testing.TB, name string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("Skipping a test that needs %s in -short mode", name)
+	}
 	p, err := binary(name)
 	if err == nil {
 		return p
