@@ -49,8 +49,8 @@ func FromFLJob(job *fljobv1.FLJob, attempt int32) (*Workload, error) {
 	jobDir := path.Join(root, spec.JobID)
 
 	w := &Workload{
-		Ref:            Ref{Key: Key{Namespace: job.Namespace, Name: job.Name}, Attempt: attempt},
-		OwnerUID:       string(job.UID),
+		Ref: Ref{Key: Key{Namespace: job.Namespace, Name: job.Name}, UID: string(job.UID),
+			Attempt: attempt},
 		Hostname:       job.Name,
 		Image:          spec.Image,
 		PullPolicy:     spec.ImagePullPolicy,

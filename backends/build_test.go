@@ -150,8 +150,8 @@ func TestFromFLJobTranslatesProcess(t *testing.T) {
 		SecretEnv("TOKEN", "job-secret", "token").CPU("500m").Memory("1Gi").GPUs(1).Grace(5).Obj()
 	w := build(t, job)
 	want := &backends.Workload{
-		Ref:            backends.Ref{Key: backends.Key{Namespace: "default", Name: "c"}, Attempt: 1},
-		OwnerUID:       "uid-c",
+		Ref: backends.Ref{Key: backends.Key{Namespace: "default", Name: "c"}, UID: "uid-c",
+			Attempt: 1},
 		Hostname:       "c",
 		Image:          "fljob-probe:dev",
 		PullPolicy:     fljobv1.PullNever,

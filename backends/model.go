@@ -39,6 +39,9 @@ func (k Key) String() string { return k.Namespace + "/" + k.Name }
 // Ref identifies the workload of one attempt of an FLJob.
 type Ref struct {
 	Key
+	// UID is the FLJob's uid. When set, a workload left by an earlier FLJob
+	// of the same name is not this one's.
+	UID string
 	// Attempt counts from 1.
 	Attempt int32
 }
@@ -137,8 +140,6 @@ type Resources struct {
 // the isolation model. Build it with FromFLJob; backends only translate it.
 type Workload struct {
 	Ref Ref
-	// OwnerUID is the FLJob's uid, for owner references.
-	OwnerUID string
 	// Hostname is the name other jobs reach this one by: the FLJob's name.
 	Hostname string
 

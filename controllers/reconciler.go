@@ -246,7 +246,7 @@ func keyOf(job *fljobv1.FLJob) backends.Key {
 }
 
 func refOf(job *fljobv1.FLJob, attempt int32) backends.Ref {
-	return backends.Ref{Key: keyOf(job), Attempt: attempt}
+	return backends.Ref{Key: keyOf(job), UID: string(job.UID), Attempt: attempt}
 }
 
 func graceOf(job *fljobv1.FLJob) time.Duration {

@@ -284,6 +284,26 @@ func TestKilledFromOutside(t *testing.T) {
 	}
 }
 
+// TestObserveIgnoresAnotherFLJobsContainer checks that a container left by
+// an earlier FLJob of the same name is not taken for the new FLJob's.
+func TestObserveIgnoresAnotherFLJobsContainer(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, docker.Options{})
+	w := f.workload(f.job("reused").Args("exit", "3"))
+	f.start(w)
+	f.waitExited(w.Ref)
+
+	newer := w.Ref
+	newer.UID = "uid-of-a-newer-fljob"
+	obs, err := f.b.Observe(context.Background(), newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obs.State != backends.StateAbsent {
+		t.Errorf("Observe of a newer FLJob = %+v, want Absent: the container is another FLJob's", obs)
+	}
+}
+
 // TestStop checks that Stop sends SIGTERM and kills after the grace period.
 func TestStop(t *testing.T) {
 	t.Parallel()

@@ -49,7 +49,11 @@ func keyFilters(key backends.Key) client.Filters {
 
 // refFilters select the containers of one attempt.
 func refFilters(ref backends.Ref) client.Filters {
-	return keyFilters(ref.Key).Add("label", backends.LabelAttempt+"="+attemptLabel(ref.Attempt))
+	f := keyFilters(ref.Key).Add("label", backends.LabelAttempt+"="+attemptLabel(ref.Attempt))
+	if ref.UID != "" {
+		f = f.Add("label", backends.LabelUID+"="+ref.UID)
+	}
+	return f
 }
 
 func attemptLabel(a int32) string { return strconv.Itoa(int(a)) }

@@ -106,7 +106,7 @@ func (b *Backend) adopt(ctx context.Context, w *backends.Workload) (backends.Obs
 	if err := b.r.Get(ctx, key, pod); err != nil {
 		return backends.Observation{}, fmt.Errorf("get existing pod %s: %w", key.Name, err)
 	}
-	if uid := pod.Labels[backends.LabelUID]; uid != w.OwnerUID {
+	if uid := pod.Labels[backends.LabelUID]; uid != w.Ref.UID {
 		if pod.DeletionTimestamp != nil {
 			// Left by an earlier FLJob of the same name: it goes away.
 			return backends.Observation{}, fmt.Errorf("pod %s of another FLJob (uid %q) is being deleted",
@@ -135,7 +135,7 @@ func (b *Backend) ensureService(ctx context.Context, want *corev1.Service, w *ba
 		return fmt.Errorf("get existing service %s: %w", want.Name, err)
 	}
 	switch uid := got.Labels[backends.LabelUID]; {
-	case uid == w.OwnerUID:
+	case uid == w.Ref.UID:
 	case got.Labels[backends.LabelManagedBy] == backends.ManagedBy &&
 		got.Labels[backends.LabelName] == w.Ref.Name:
 		return fmt.Errorf("service %s of an earlier FLJob (uid %q) still exists", want.Name, uid)
@@ -184,6 +184,10 @@ func (b *Backend) Observe(ctx context.Context, ref backends.Ref) (backends.Obser
 			return backends.Observation{State: backends.StateAbsent}, nil
 		}
 		return backends.Observation{}, fmt.Errorf("get pod %s: %w", key.Name, err)
+	}
+	if ref.UID != "" && pod.Labels[backends.LabelUID] != ref.UID {
+		// A pod left by an earlier FLJob of the same name is not this one's.
+		return backends.Observation{State: backends.StateAbsent}, nil
 	}
 	obs := ObservationFrom(pod)
 	if obs.State != backends.StateWaiting || obs.Message != "" || b.clientset == nil {

@@ -296,7 +296,7 @@ func ownerRef(w *backends.Workload) metav1.OwnerReference {
 		APIVersion:         fljobv1.GroupVersion.String(),
 		Kind:               fljobv1.Kind,
 		Name:               w.Ref.Name,
-		UID:                types.UID(w.OwnerUID),
+		UID:                types.UID(w.Ref.UID),
 		Controller:         ptr.To(true),
 		BlockOwnerDeletion: ptr.To(true),
 	}
@@ -306,7 +306,7 @@ func ownerRef(w *backends.Workload) metav1.OwnerReference {
 // an earlier FLJob of the same name.
 func serviceSelector(w *backends.Workload) map[string]string {
 	l := backends.SelectorLabels(w.Ref.Key)
-	l[backends.LabelUID] = w.OwnerUID
+	l[backends.LabelUID] = w.Ref.UID
 	return l
 }
 
