@@ -83,6 +83,8 @@ die() { echo "node: error: $*" >&2; exit 1; }
 # forbid reports a step the machine refuses, with the exact command and
 # error, and exits 3.
 forbid() { # what command error
+	# Nothing runs yet: leave no scratch directory behind.
+	[[ -n ${CREATED_DIR:-} ]] && rm -rf "$D"
 	{
 		echo "node: forbidden by this machine: $1"
 		echo "node:   command: $2"
@@ -646,7 +648,9 @@ cmd_up() {
 	fi
 	total=$(now)
 	mkdir -p "$D"
+	CREATED_DIR=1
 	preflight
+	CREATED_DIR=
 	start=$(now)
 	"$ROOT/hack/install-testbin.sh" node >&2 || die "hack/install-testbin.sh node failed"
 	timing binaries "$start"

@@ -49,7 +49,13 @@ const (
 	inspectJobID = "conf-inspect"
 	clientJobID  = "conf-client"
 	serverJobID  = "conf-server"
+	// missingJobID names a job directory the site does not have.
+	missingJobID = "conf-missing"
 	persisted    = "persisted.txt"
+	rcFile       = "_process_rc.txt"
+	// missingDeadline is the pending deadline of the job whose directory
+	// is missing: how long a backend may wait for it.
+	missingDeadline = 10
 )
 
 var root = fljobv1.DefaultMountPath
@@ -93,6 +99,15 @@ type observed struct {
 	hostPersisted string
 	token         string
 	secret        string
+	// inspectStatus is the inspect FLJob's status once it succeeded;
+	// hostRC is its return code file read on the node afterwards.
+	inspectStatus fljobv1.FLJobStatus
+	hostRC        string
+	hostRCErr     error
+	// missing is the FLJob whose job directory did not exist, once
+	// finished, and missingReport its report if it ran.
+	missing       *fljobv1.FLJob
+	missingReport *report.Report
 	// submounts says whether the site had file systems mounted below
 	// startup/ and local/.
 	submounts bool
@@ -125,13 +140,17 @@ func scenarioJobs(token string) []job {
 			"--check-dir", path.Join(root, "local", plainSub),
 			"--check-dir", path.Join(root, "local", mountedSub),
 			"--fill-root", strconv.Itoa(fillBytes),
-			"--write", path.Join(jobDir, persisted) + "=" + token}},
+			"--write", path.Join(jobDir, persisted) + "=" + token,
+			"--rc-file", path.Join(jobDir, rcFile), "--rc", "0"}},
 		{role: "reader", jobID: inspectJobID, args: []string{"inspect", "--root=",
 			"--check-dir", path.Join(jobDir, persisted),
 			"--out", path.Join(jobDir, "reader.json")}},
 		{role: "client", jobID: clientJobID, args: []string{"inspect", "--root=",
 			"--connect", "<server>:" + strconv.Itoa(serverPort),
 			"--out", path.Join(root, clientJobID, "report.json")}},
+		{role: "missing", jobID: missingJobID, args: []string{"inspect", "--root=",
+			"--job-dir", path.Join(root, missingJobID),
+			"--out", path.Join(root, missingJobID, "report.json")}},
 	}
 }
 
@@ -189,8 +208,9 @@ func runScenario(t *testing.T, cl *cluster) *observed {
 	inspect := newJob(ns, o.inspectName, s, jobs[1]).Env(plainEnv, plainValue).
 		SecretEnv(secretEnv, secretName, secretKey).Obj()
 	submit(ctx, t, cl, inspect)
-	waitPhase(ctx, t, cl, inspect, fljobv1.PhaseSucceeded)
+	o.inspectStatus = waitPhase(ctx, t, cl, inspect, fljobv1.PhaseSucceeded).Status
 	o.inspect = readReport(ctx, t, s, inspectJobID, "report.json")
+	o.hostRC, o.hostRCErr = s.shell.read(ctx, s.path(inspectJobID, rcFile))
 	content, err := s.shell.read(ctx, s.path(inspectJobID, persisted))
 	if err != nil {
 		t.Errorf("read the inspect job's file on the node: %v", err)
@@ -220,6 +240,13 @@ func runScenario(t *testing.T, cl *cluster) *observed {
 		}
 		t.Logf("client try %d: %+v", o.clientTries, o.client.Connect)
 		time.Sleep(2 * time.Second)
+	}
+
+	missing := newJob(ns, prefix+"missing", s, jobs[4]).PendingDeadline(missingDeadline).Obj()
+	submit(ctx, t, cl, missing)
+	o.missing = waitPhase(ctx, t, cl, missing, "")
+	if o.missing.Status.Phase == fljobv1.PhaseSucceeded {
+		o.missingReport = readReport(ctx, t, s, missingJobID, "report.json")
 	}
 	return o
 }
@@ -268,18 +295,20 @@ func submit(ctx context.Context, t *testing.T, cl *cluster, job *fljobv1.FLJob) 
 }
 
 // waitPhase waits until the FLJob reaches the phase, failing the test when it
-// fails instead or takes too long.
-func waitPhase(ctx context.Context, t *testing.T, cl *cluster, job *fljobv1.FLJob, want fljobv1.Phase) {
+// fails instead or takes too long, and returns it. An empty phase waits for
+// either end, Succeeded or Failed.
+func waitPhase(ctx context.Context, t *testing.T, cl *cluster, job *fljobv1.FLJob,
+	want fljobv1.Phase) *fljobv1.FLJob {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
-	got := &fljobv1.FLJob{}
 	for {
+		got := &fljobv1.FLJob{}
 		err := cl.c.Get(ctx, client.ObjectKeyFromObject(job), got)
 		switch {
 		case err != nil:
 			t.Fatalf("get FLJob %s: %v", job.Name, err)
-		case got.Status.Phase == want:
-			return
+		case want == "" && got.Status.Phase.Finished(), want != "" && got.Status.Phase == want:
+			return got
 		case got.Status.Phase.Finished() || time.Now().After(deadline):
 			st, _ := json.MarshalIndent(got.Status, "", "  ")
 			t.Fatalf("FLJob %s is %s, want %s; status:\n%s\nlogs:\n%s\ncontroller log: %s",

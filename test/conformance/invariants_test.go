@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	fljobv1 "github.com/fljob-dev/fljob/api/v1"
 	"github.com/fljob-dev/fljob/test/probe/report"
 )
 
@@ -90,8 +91,14 @@ var invariants = []invariant{
 	{"hostname", "Host name is the FLJob's name", "inspect: `hostname`", checkHostname},
 	{"server-reachable", "Server reachable by its FLJob name from a client job",
 		"client: `connect` to `<server FLJob name>:8002`", checkReachable},
-	{"env-defaults", "Outside the model: `HOME` and `USER` the job gets without setting them",
+	{"env-defaults", "`HOME` and `USER` the job gets without setting them",
 		"inspect: `env.HOME`, `env.USER`", checkEnvDefaults},
+	{"return-code", "NVFlare's return code (the job writes `0` into `_process_rc.txt`)",
+		"inspect: `--rc-file`; the FLJob's `status.returnCode`; the file read on the node",
+		checkReturnCode},
+	{"missing-jobdir", "Job directory missing when the job starts",
+		"missing: the site has no `conf-missing/`; `pendingDeadlineSeconds: 10`",
+		checkMissingJobDir},
 }
 
 // checkAll evaluates every row and fails the test for each violated one.
@@ -394,4 +401,32 @@ func checkEnvDefaults(o *observed) cell {
 		}
 	}
 	return cell{text: strings.Join(parts, ", "), verdict: info}
+}
+
+func checkReturnCode(o *observed) cell {
+	rc := "no status.returnCode"
+	if r := o.inspectStatus.ReturnCode; r != nil {
+		rc = fmt.Sprintf("status.returnCode %d", *r)
+	}
+	file := fmt.Sprintf("the file on the node holds %q", o.hostRC)
+	switch {
+	case o.hostRCErr != nil:
+		file = "no file on the node"
+	case o.hostRC == "":
+		file = "the file on the node is empty"
+	}
+	return cell{text: rc + "; " + file, verdict: info}
+}
+
+func checkMissingJobDir(o *observed) cell {
+	st := o.missing.Status
+	if st.Phase != fljobv1.PhaseSucceeded {
+		return cell{text: fmt.Sprintf("%s, %s: %s", st.Phase, st.Reason, st.Message), verdict: info}
+	}
+	j := o.missingReport.JobDir
+	if j == nil || !j.Exists {
+		return cell{text: "Succeeded, but the job saw no job directory", verdict: info}
+	}
+	return cell{text: fmt.Sprintf("%s; the directory was created: owner %d:%d, mode %s, "+
+		"write: %s", st.Phase, j.UID, j.GID, j.Mode, attemptText(j.Write)), verdict: info}
 }
