@@ -68,6 +68,13 @@ func (b *Backend) now() time.Time {
 	return b.Clock.Now()
 }
 
+// slot is where an attempt's workload is kept: one per FLJob name and
+// attempt, whatever the uid, as a backend's deterministic names are.
+func slot(ref backends.Ref) backends.Ref {
+	ref.UID = ""
+	return ref
+}
+
 // Start creates the workload of w.Ref, or returns the one that exists.
 func (b *Backend) Start(_ context.Context, w *backends.Workload) (backends.Observation, error) {
 	obs, created, err := b.create(w)
@@ -82,7 +89,7 @@ func (b *Backend) Start(_ context.Context, w *backends.Workload) (backends.Obser
 func (b *Backend) create(w *backends.Workload) (backends.Observation, bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if e, ok := b.workloads[w.Ref]; ok {
+	if e, ok := b.workloads[slot(w.Ref)]; ok {
 		return e.obs, false, nil
 	}
 	now := b.now()
@@ -98,8 +105,8 @@ func (b *Backend) create(w *backends.Workload) (backends.Observation, bool, erro
 	if obs.CreatedAt.IsZero() {
 		obs.CreatedAt = now
 	}
-	b.workloads[w.Ref] = &entry{w: w, obs: obs}
-	b.creates[w.Ref]++
+	b.workloads[slot(w.Ref)] = &entry{w: w, obs: obs}
+	b.creates[slot(w.Ref)]++
 	return obs, true, nil
 }
 
@@ -107,7 +114,7 @@ func (b *Backend) create(w *backends.Workload) (backends.Observation, bool, erro
 func (b *Backend) Observe(_ context.Context, ref backends.Ref) (backends.Observation, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if e, ok := b.workloads[ref]; ok {
+	if e, ok := b.workloads[slot(ref)]; ok && (ref.UID == "" || ref.UID == e.w.Ref.UID) {
 		return e.obs, nil
 	}
 	return backends.Observation{State: backends.StateAbsent}, nil
@@ -116,7 +123,7 @@ func (b *Backend) Observe(_ context.Context, ref backends.Ref) (backends.Observa
 // Stop ends a waiting or running workload with ExitCodeStopped.
 func (b *Backend) Stop(_ context.Context, ref backends.Ref, _ time.Duration) error {
 	b.mu.Lock()
-	e, ok := b.workloads[ref]
+	e, ok := b.workloads[slot(ref)]
 	if !ok || e.obs.State == backends.StateExited {
 		b.mu.Unlock()
 		return nil
@@ -162,7 +169,7 @@ func (b *Backend) Watch(ctx context.Context, notify func(backends.Key)) error {
 // Logs writes what Log recorded for the attempt.
 func (b *Backend) Logs(_ context.Context, ref backends.Ref, _ backends.LogOptions, out io.Writer) error {
 	b.mu.Lock()
-	e, ok := b.workloads[ref]
+	e, ok := b.workloads[slot(ref)]
 	var logs string
 	if ok {
 		logs = e.logs
@@ -199,7 +206,7 @@ func (b *Backend) Exit(ref backends.Ref, code int32, rc *int32) bool {
 // workload exists.
 func (b *Backend) Set(ref backends.Ref, fn func(*backends.Observation)) bool {
 	b.mu.Lock()
-	e, ok := b.workloads[ref]
+	e, ok := b.workloads[slot(ref)]
 	if ok {
 		fn(&e.obs)
 	}
@@ -214,7 +221,7 @@ func (b *Backend) Set(ref backends.Ref, fn func(*backends.Observation)) bool {
 func (b *Backend) Log(ref backends.Ref, text string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if e, ok := b.workloads[ref]; ok {
+	if e, ok := b.workloads[slot(ref)]; ok {
 		e.logs += text
 	}
 }
@@ -224,7 +231,7 @@ func (b *Backend) Log(ref backends.Ref, text string) {
 func (b *Backend) Workload(ref backends.Ref) (*backends.Workload, backends.Observation, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e, ok := b.workloads[ref]
+	e, ok := b.workloads[slot(ref)]
 	if !ok {
 		return nil, backends.Observation{}, false
 	}
@@ -253,5 +260,5 @@ func (b *Backend) Refs() []backends.Ref {
 func (b *Backend) Creates(ref backends.Ref) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.creates[ref]
+	return b.creates[slot(ref)]
 }
