@@ -114,7 +114,7 @@ func (d *decider) decide() {
 		d.retryAfterBackoff()
 	case d.obs == nil || d.obs.State == backends.StateAbsent:
 		d.attemptFailed(fljobv1.ReasonWorkloadLost,
-			fmt.Sprintf("attempt %d: its workload vanished without an exit code", st.Attempts))
+			fmt.Sprintf("Attempt %d: its workload vanished without an exit code", st.Attempts))
 	case d.obs.State == backends.StateWaiting:
 		d.waiting()
 	case d.obs.State == backends.StateRunning:
@@ -222,7 +222,7 @@ func (d *decider) waiting() {
 		return
 	}
 	d.fail(fljobv1.ReasonPendingDeadlineExceeded, fmt.Sprintf(
-		"attempt %d did not start within pendingDeadlineSeconds (%ds): %s", st.Attempts, *pd, causeOf(obs)))
+		"Attempt %d did not start within pendingDeadlineSeconds (%ds): %s", st.Attempts, *pd, causeOf(obs)))
 	d.out.Action = ActionStop
 }
 
@@ -241,7 +241,7 @@ func (d *decider) exited() {
 		code = *obs.ExitCode
 	}
 	if code != 0 {
-		d.attemptFailed(fljobv1.ReasonExited, fmt.Sprintf("attempt %d %s", st.Attempts, exitText(obs)))
+		d.attemptFailed(fljobv1.ReasonExited, fmt.Sprintf("Attempt %d %s", st.Attempts, exitText(obs)))
 		return
 	}
 	st.Phase = fljobv1.PhaseSucceeded

@@ -87,7 +87,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key backends.Key) (Result, e
 	ctx = ctrllog.IntoContext(ctx, log)
 
 	if job.DeletionTimestamp != nil {
-		return Result{}, r.finalize(ctx, job)
+		return r.retryConflict(r.finalize(ctx, job))
 	}
 	if !hasFinalizer(job) {
 		if err := r.Store.SetFinalizer(ctx, job, true); err != nil {
@@ -135,7 +135,7 @@ func (r *Reconciler) act(ctx context.Context, job *fljobv1.FLJob, d Decision) (D
 	ctrllog.FromContext(ctx).V(2).Info("Starting workload", "attempt", d.Attempt)
 	obs, err := r.Backend.Start(ctx, w)
 	if perr, ok := backends.AsPermanent(err); ok {
-		return Fail(job, now, perr.Reason, fmt.Sprintf("attempt %d: %s", d.Attempt, perr.Message)), nil
+		return Fail(job, now, perr.Reason, fmt.Sprintf("Attempt %d: %s", d.Attempt, perr.Message)), nil
 	}
 	if err != nil {
 		r.Recorder.Eventf(job, nil, eventWarning, "FailedCreate", "Start",

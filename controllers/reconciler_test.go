@@ -234,7 +234,7 @@ func TestPermanentStartErrorFailsTheFLJob(t *testing.T) {
 	if st.Phase != fljobv1.PhaseFailed || st.Reason != fljobv1.ReasonInvalidWorkload {
 		t.Fatalf("phase %s reason %s", st.Phase, st.Reason)
 	}
-	if want := "attempt 1: job directory /srv/site-1/job-1: not a directory"; st.Message != want {
+	if want := "Attempt 1: job directory /srv/site-1/job-1: not a directory"; st.Message != want {
 		t.Errorf("message %q, want %q", st.Message, want)
 	}
 }

@@ -333,7 +333,7 @@ func (s *suite) backoff(t *testing.T) {
 		t.Errorf("while backing off: phase %s, attempts %d, failed %d; want Pending, 1, 1",
 			st.Phase, st.Attempts, st.Failed)
 	}
-	checkMessage(t, backingOff, "attempt 1 exited with code 1", "retrying in 2s")
+	checkMessage(t, backingOff, "Attempt 1 exited with code 1", "retrying in 2s")
 
 	done := n.waitPhase(job.Name, fljobv1.PhaseFailed)
 	want := outcome{fljobv1.PhaseFailed, fljobv1.ReasonBackoffLimitExceeded, ptr.To[int32](1), ptr.To(rc),
@@ -341,7 +341,7 @@ func (s *suite) backoff(t *testing.T) {
 	if diff := cmp.Diff(want, outcomeOf(done)); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
-	checkMessage(t, done, "attempt 2 exited with code 1", "backoffLimit 1")
+	checkMessage(t, done, "Attempt 2 exited with code 1", "backoffLimit 1")
 
 	pods := n.pods(job.Name)
 	var names []string
