@@ -37,8 +37,9 @@
 #
 # Exit codes: 0 done; 1 failure (a bug to fix: a component did not come up;
 # its log is printed); 2 usage; 3 the machine forbids a step (not root, no
-# overlay or network namespace, no package archive): the exact command and
-# its error are printed. `status` exits 0 when the node is up, 3 when nothing
+# overlay or network namespace, no package archive, no Docker Engine): the
+# exact command and its error are printed. Every such check runs before
+# anything starts, so a refused `up` leaves nothing behind. `status` exits 0 when the node is up, 3 when nothing
 # runs, 1 when it is partly up.
 set -euo pipefail
 
@@ -110,7 +111,7 @@ timing() { # step start
 	log "  $1: ${s}s"
 }
 
-kubectl() { "$BIN/kubectl" --kubeconfig "$D/kubeconfig" "$@"; }
+kubectl() { "$BIN/kubectl" --kubeconfig "$D/kubeconfig" --request-timeout=10s "$@"; }
 
 node_ip() {
 	if [[ -n ${FLJOB_NODE_IP:-} ]]; then
@@ -226,6 +227,9 @@ preflight() {
 	out=$($cmd 2>&1) || forbid "new network and mount namespaces (pod sandboxes)" "$cmd" "$out"
 	[[ -n $(node_ip) ]] || forbid "no IPv4 default route to take the node's address from" \
 		"ip -4 route get 1.1.1.1" "$(ip -4 route get 1.1.1.1 2>&1 || true)"
+	# The probe image is built with Docker, then imported into containerd.
+	out=$(docker version --format '{{.Server.Version}}' 2>&1) ||
+		forbid "building the probe image needs a Docker Engine" "docker version" "$out"
 }
 
 # ensure_packages installs the Debian packages that are missing.
@@ -519,9 +523,9 @@ remove_cgroups() {
 # first (tmpfs emptyDirs, network namespaces, overlay snapshots).
 unmount_all() {
 	local m
-	for m in $(awk -v d="$D/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
+	while read -r m; do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "  warning: cannot unmount $m"
-	done
+	done < <(awk -v d="$D/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
 }
 
 # kill_shims ends the runtime shims our containerd started, found by the
