@@ -36,6 +36,8 @@ import (
 func kubeCluster(t *testing.T) *cluster {
 	switch {
 	case node.err != nil:
+		results.fail(columnKubernetes, "the node did not come up, a bug of hack/node.sh to fix: "+
+			node.err.Error())
 		t.Fatalf("the node script failed, which is a bug to fix: %v", node.err)
 	case node.skip != "":
 		results.skip(columnKubernetes, node.skip)
