@@ -228,8 +228,9 @@ preflight() {
 	[[ -n $(node_ip) ]] || forbid "no IPv4 default route to take the node's address from" \
 		"ip -4 route get 1.1.1.1" "$(ip -4 route get 1.1.1.1 2>&1 || true)"
 	# The probe image is built with Docker, then imported into containerd.
-	out=$(docker version --format '{{.Server.Version}}' 2>&1) ||
-		forbid "building the probe image needs a Docker Engine" "docker version" "$out"
+	out=$(docker version 2>&1) ||
+		forbid "building the probe image needs a Docker Engine" "docker version" \
+			"$(tail -n1 <<<"$out")"
 }
 
 # ensure_packages installs the Debian packages that are missing.

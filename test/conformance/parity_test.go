@@ -76,6 +76,9 @@ type parityData struct {
 type columnData struct {
 	Name     string
 	Status   string
+	// Detail holds the lines after the first of why a column did not run
+	// (a command and its error), shown verbatim.
+	Detail   []string
 	Facts    []string
 	Duration string
 }
@@ -128,7 +131,8 @@ func buildParityData(now time.Time) parityData {
 		cols = append(cols, c)
 		cd := columnData{Name: name, Facts: c.facts, Status: "observed"}
 		if c.notRun != "" {
-			cd.Status = "**not run**: " + c.notRun
+			lines := strings.Split(strings.TrimSpace(c.notRun), "\n")
+			cd.Status, cd.Detail = "**not run**: "+lines[0], lines[1:]
 		} else {
 			cd.Duration = c.duration.Round(100 * time.Millisecond).String()
 		}
@@ -219,7 +223,8 @@ func TestRenderParity(t *testing.T) {
 	d := parityData{
 		Date: "2026-01-02 03:04 UTC",
 		Columns: []columnData{{Name: columnDocker, Status: "observed", Duration: "1s"},
-			{Name: columnKubernetes, Status: "**not run**: forbidden"}},
+			{Name: columnKubernetes, Status: "**not run**: forbidden",
+				Detail: []string{"command: id -u", "error: uid 65534"}}},
 		Node: nodeData{Where: "here", Up: "2s", Down: "3s"},
 	}
 	d.Rows = []rowData{{Title: "Root mode", By: "inspect", Cells: []string{"✅ 1777", "not run"}}}
@@ -232,7 +237,7 @@ func TestRenderParity(t *testing.T) {
 	for _, want := range []string{
 		"| Root mode | ✅ 1777 | not run | inspect |",
 		"| HOME | HOME=/tmp | not run | inspect |",
-		"**not run**: forbidden",
+		"**not run**: forbidden\n  ```\n  command: id -u\n  error: uid 65534\n  ```\n",
 		"`run --inspect-out x`",
 	} {
 		if !strings.Contains(buf.String(), want) {
