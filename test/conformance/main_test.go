@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -88,7 +89,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "conformance: %v\n", err)
 		os.Exit(1)
 	}
-	if selected(columnKubernetes) {
+	if selected(columnKubernetes) && runsConformance() {
 		node = bringUpNode()
 	}
 	code := m.Run()
@@ -105,6 +106,17 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// runsConformance says whether -test.run lets TestConformance run, so that
+// running only the unit tests does not bring the node up.
+func runsConformance() bool {
+	f := flag.Lookup("test.run")
+	if f == nil || f.Value.String() == "" {
+		return true
+	}
+	re, err := regexp.Compile(strings.Split(f.Value.String(), "/")[0])
+	return err != nil || re.MatchString("TestConformance")
 }
 
 // selected says whether FLJOB_CONFORMANCE_BACKENDS (default: all) names the

@@ -74,8 +74,8 @@ type parityData struct {
 }
 
 type columnData struct {
-	Name     string
-	Status   string
+	Name   string
+	Status string
 	// Detail holds the lines after the first of why a column did not run
 	// (a command and its error), shown verbatim.
 	Detail   []string
