@@ -15,9 +15,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
-
 	"testing"
+	"time"
 
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
