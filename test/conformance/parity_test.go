@@ -94,7 +94,7 @@ type jobData struct {
 }
 
 type nodeData struct {
-	Where, Up, Down string
+	Up, Down string
 }
 
 // writeParity renders the collected results into docs/parity.md (or
@@ -160,7 +160,7 @@ func buildParityData(now time.Time) parityData {
 		d.Jobs = append(d.Jobs, jobData{Role: j.role, JobID: j.jobID,
 			Args: strings.Join(j.args, " ")})
 	}
-	d.Node = nodeData{Where: node.where, Up: duration(node.upTime), Down: duration(node.downTime)}
+	d.Node = nodeData{Up: duration(node.upTime), Down: duration(node.downTime)}
 	return d
 }
 
@@ -225,7 +225,7 @@ func TestRenderParity(t *testing.T) {
 		Columns: []columnData{{Name: columnDocker, Status: "observed", Duration: "1s"},
 			{Name: columnKubernetes, Status: "**not run**: forbidden",
 				Detail: []string{"command: id -u", "error: uid 65534"}}},
-		Node: nodeData{Where: "here", Up: "2s", Down: "3s"},
+		Node: nodeData{Up: "2s", Down: "3s"},
 	}
 	d.Rows = []rowData{{Title: "Root mode", By: "inspect", Cells: []string{"✅ 1777", "not run"}}}
 	d.Info = []rowData{{Title: "HOME", By: "inspect", Cells: []string{"HOME=/tmp", "not run"}}}
