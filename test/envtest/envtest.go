@@ -67,7 +67,7 @@ func StartEnv(t testing.TB) *Env {
 	if testing.Short() {
 		t.Skip("Skipping a test that needs kube-apiserver and etcd in -short mode")
 	}
-	root, err := repoRoot()
+	root, err := RepoRoot()
 	if err != nil {
 		t.Fatalf("envtest: %v", err)
 	}
@@ -131,9 +131,9 @@ func assetsDir(root string) (string, error) {
 	return dir, nil
 }
 
-// repoRoot finds the module root above the working directory, which go
+// RepoRoot finds the module root above the working directory, which go
 // test sets to the package's directory.
-func repoRoot() (string, error) {
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", fmt.Errorf("working directory: %w", err)

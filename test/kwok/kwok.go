@@ -263,7 +263,7 @@ func RequireBinary(t testing.TB, name string) string {
 func binary(name string) (string, error) {
 	dir := os.Getenv("KUBEBUILDER_ASSETS")
 	if dir == "" {
-		root, err := moduleRoot()
+		root, err := envtest.RepoRoot()
 		if err != nil {
 			return "", err
 		}
@@ -277,20 +277,3 @@ func binary(name string) (string, error) {
 	return p, nil
 }
 
-// moduleRoot finds the directory of go.mod above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
