@@ -245,20 +245,10 @@ func (v *Validator) ValidateCreate(ctx context.Context, u *unstructured.Unstruct
 // ValidateUpdate validates an update of old to u, with transition rules
 // and ratcheting, as the server's custom resource strategy does.
 func (v *Validator) ValidateUpdate(ctx context.Context, u, old *unstructured.Unstructured) field.ErrorList {
-	if errs := v.validateTypeMeta(u); len(errs) > 0 {
+	errs, corr := v.validateUpdateMeta(ctx, u, old)
+	if corr == nil {
 		return errs
 	}
-	meta, errs := objectMetaOf(u)
-	if len(errs) > 0 {
-		return errs
-	}
-	oldMeta, errs := objectMetaOf(old)
-	if len(errs) > 0 {
-		return errs
-	}
-	corr := common.NewCorrelatedObject(u.Object, old.Object, &model.Structural{Structural: v.structural})
-	errs = append(errs, metavalidation.ValidateObjectMetaDeclaratively(ctx, operation.Update, meta, oldMeta,
-		v.namespaced, nil, field.NewPath("metadata"), betaEnabled())...)
 	errs = append(errs, apiservervalidation.ValidateCustomResourceUpdate(nil, u.Object, old.Object, v.schema,
 		apiservervalidation.WithRatcheting(corr))...)
 	errs = append(errs, objectmeta.Validate(ctx, nil, u.Object, v.structural, false)...)
@@ -276,20 +266,10 @@ func (v *Validator) ValidateUpdate(ctx context.Context, u, old *unstructured.Uns
 // ValidateStatusUpdate validates a write of u's status over old, as the
 // server's status strategy does.
 func (v *Validator) ValidateStatusUpdate(ctx context.Context, u, old *unstructured.Unstructured) field.ErrorList {
-	if errs := v.validateTypeMeta(u); len(errs) > 0 {
+	errs, corr := v.validateUpdateMeta(ctx, u, old)
+	if corr == nil {
 		return errs
 	}
-	meta, errs := objectMetaOf(u)
-	if len(errs) > 0 {
-		return errs
-	}
-	oldMeta, errs := objectMetaOf(old)
-	if len(errs) > 0 {
-		return errs
-	}
-	corr := common.NewCorrelatedObject(u.Object, old.Object, &model.Structural{Structural: v.structural})
-	errs = append(errs, metavalidation.ValidateObjectMetaDeclaratively(ctx, operation.Update, meta, oldMeta,
-		v.namespaced, nil, field.NewPath("metadata"), betaEnabled())...)
 	if st, ok := u.Object["status"]; ok && v.status != nil {
 		errs = append(errs, apiservervalidation.ValidateCustomResourceUpdate(field.NewPath("status"), st,
 			old.Object["status"], v.status, apiservervalidation.WithRatcheting(corr.Key("status")))...)
@@ -305,6 +285,27 @@ func (v *Validator) ValidateStatusUpdate(ctx context.Context, u, old *unstructur
 	celErrs, _ := v.cel.Validate(ctx, nil, v.structural, u.Object, old.Object,
 		celconfig.RuntimeCELCostBudget, cel.WithRatcheting(corr))
 	return append(errs, celErrs...)
+}
+
+// validateUpdateMeta checks the type and the metadata of an update, and
+// correlates the new object with the old one for ratcheting. It returns no
+// correlation when the objects cannot be read as objects at all.
+func (v *Validator) validateUpdateMeta(ctx context.Context, u, old *unstructured.Unstructured) (
+	field.ErrorList, *common.CorrelatedObject) {
+	if errs := v.validateTypeMeta(u); len(errs) > 0 {
+		return errs, nil
+	}
+	meta, errs := objectMetaOf(u)
+	if len(errs) > 0 {
+		return errs, nil
+	}
+	oldMeta, errs := objectMetaOf(old)
+	if len(errs) > 0 {
+		return errs, nil
+	}
+	corr := common.NewCorrelatedObject(u.Object, old.Object, &model.Structural{Structural: v.structural})
+	return metavalidation.ValidateObjectMetaDeclaratively(ctx, operation.Update, meta, oldMeta,
+		v.namespaced, nil, field.NewPath("metadata"), betaEnabled()), corr
 }
 
 // Invalid returns the error the API server answers a rejected object with,
