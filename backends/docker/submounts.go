@@ -1,16 +1,15 @@
 package docker
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/sys/mountinfo"
 
 	"github.com/fljob-dev/fljob/backends"
 )
@@ -68,19 +67,13 @@ func readOnlySubmounts(w *backends.Workload, sources map[backends.Source]source,
 
 // mountPoints returns the mount points of a mountinfo table, unescaped.
 func mountPoints(r io.Reader) ([]string, error) {
-	var out []string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// Fields: id, parent id, major:minor, root, mount point, ...
-		f := strings.Fields(sc.Text())
-		if len(f) < 5 {
-			continue
-		}
-		out = append(out, unescapeMountinfo(f[4]))
-	}
-	if err := sc.Err(); err != nil {
+	infos, err := mountinfo.GetMountsFromReader(r, nil)
+	if err != nil {
 		return nil, fmt.Errorf("read the mount table: %w", err)
+	}
+	out := make([]string, 0, len(infos))
+	for _, m := range infos {
+		out = append(out, m.Mountpoint)
 	}
 	return out, nil
 }
@@ -107,26 +100,6 @@ func below(points []string, dir string) []string {
 		return out[i] < out[j]
 	})
 	return out
-}
-
-// unescapeMountinfo undoes the kernel's octal escapes of space, tab,
-// newline and backslash in mountinfo paths ("\040").
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // submountBinds returns the read-only binds of the file systems mounted

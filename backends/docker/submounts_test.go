@@ -14,7 +14,7 @@ import (
 )
 
 // A mount table as the kernel prints it, with escaped spaces.
-const mountinfo = `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+const mountTable = `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
 30 22 0:40 / /srv/site/startup/certs rw,relatime shared:2 - tmpfs tmpfs rw,size=1024k
 31 30 0:41 / /srv/site/startup/certs/nested rw,relatime shared:3 - tmpfs tmpfs rw
 32 22 0:42 / /srv/site/startup2/x rw,relatime shared:4 - tmpfs tmpfs rw
@@ -24,7 +24,7 @@ const mountinfo = `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
 `
 
 func TestBelow(t *testing.T) {
-	points, err := mountPoints(strings.NewReader(mountinfo))
+	points, err := mountPoints(strings.NewReader(mountTable))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,20 +41,6 @@ func TestBelow(t *testing.T) {
 	} {
 		if diff := cmp.Diff(tc.want, below(points, tc.dir)); diff != "" {
 			t.Errorf("below(%q) (-want +got):\n%s", tc.dir, diff)
-		}
-	}
-}
-
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/a\040b`:    "/a b",
-		`/tab\011x`:  "/tab\tx",
-		`/back\134s`: `/back\s`,
-		`/plain`:     "/plain",
-		`/short\04`:  `/short\04`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
