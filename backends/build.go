@@ -56,7 +56,7 @@ func FromFLJob(job *fljobv1.FLJob, attempt int32) (*Workload, error) {
 		PullPolicy:     spec.ImagePullPolicy,
 		Command:        spec.Command,
 		Args:           spec.Args,
-		Env:            envOf(spec.Env),
+		Env:            withIdentityEnv(envOf(spec.Env), root),
 		WorkingDir:     jobDir,
 		ReturnCodePath: path.Join(jobDir, ReturnCodeFile),
 		Mounts:         mountsOf(&spec.Workspace, root, spec.JobID),
@@ -145,6 +145,28 @@ func envOf(env []fljobv1.EnvVar) []EnvVar {
 		out = append(out, v)
 	}
 	return out
+}
+
+// DefaultUserName is the USER every job gets unless its FLJob sets one.
+const DefaultUserName = "fljob"
+
+// withIdentityEnv adds USER and HOME unless the FLJob sets them: a job's
+// uid usually has no passwd entry, and programs that look the user up
+// (Python's getpass) crash without USER. HOME is the workspace root, which
+// exists and is writable on every backend and keeps dot-files out of the
+// persistent job directory.
+func withIdentityEnv(env []EnvVar, root string) []EnvVar {
+	set := map[string]bool{}
+	for _, e := range env {
+		set[e.Name] = true
+	}
+	if !set["USER"] {
+		env = append(env, EnvVar{Name: "USER", Value: DefaultUserName})
+	}
+	if !set["HOME"] {
+		env = append(env, EnvVar{Name: "HOME", Value: root})
+	}
+	return env
 }
 
 func resourcesOf(r *fljobv1.Resources) Resources {

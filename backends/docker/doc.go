@@ -41,9 +41,8 @@
 // driver.
 //
 // The process runs as the model's uid:gid with every capability dropped,
-// no-new-privileges, the engine's default seccomp profile, USER=fljob and
-// HOME=/tmp (like NVFlare's own Docker launcher), and never sees the
-// engine's socket. Variables taken from Secrets are resolved through
+// no-new-privileges, the engine's default seccomp profile, USER and HOME
+// from the model, and never sees the engine's socket. Variables taken from Secrets are resolved through
 // Options.Secrets at creation and are visible in the container's
 // configuration to anyone who can inspect it.
 //

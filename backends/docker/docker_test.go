@@ -144,7 +144,7 @@ func TestWorkspaceIsolation(t *testing.T) {
 	})
 	t.Run("identity, environment and working directory", func(t *testing.T) {
 		got := []string{rep.Hostname, rep.Cwd, rep.Env["USER"], rep.Env["HOME"]}
-		want := []string{"iso", jobDir, "fljob", "/tmp"}
+		want := []string{"iso", jobDir, "fljob", "/var/tmp/nvflare/workspace"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("hostname, cwd, USER, HOME (-want +got):\n%s", diff)
 		}

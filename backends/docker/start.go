@@ -146,11 +146,10 @@ func (b *Backend) checkHostname(ctx context.Context, w *backends.Workload) (*bac
 	return nil, nil
 }
 
-// resolveEnv returns the environment with Secrets resolved, USER and HOME
-// added.
+// resolveEnv returns the environment with Secrets resolved.
 func (b *Backend) resolveEnv(ctx context.Context,
 	w *backends.Workload) ([]string, *backends.Observation, error) {
-	env := make([]string, 0, len(w.Env)+2)
+	env := make([]string, 0, len(w.Env))
 	for _, e := range w.Env {
 		if e.Secret == nil {
 			env = append(env, e.Name+"="+e.Value)
@@ -172,7 +171,7 @@ func (b *Backend) resolveEnv(ctx context.Context,
 		}
 		env = append(env, e.Name+"="+v)
 	}
-	return withDefaultEnv(env), nil, nil
+	return env, nil, nil
 }
 
 // ensureImage makes the image present as the pull policy allows.

@@ -18,15 +18,6 @@ import (
 	"github.com/fljob-dev/fljob/backends"
 )
 
-// Environment the backend gives every job unless the FLJob sets it:
-// programs that look up the user (Python's getpass) crash without USER
-// when the uid has no passwd entry, and HOME=/tmp keeps dot-files out of
-// the persistent job directory, as NVFlare's own Docker launcher does.
-const (
-	defaultUser = "fljob"
-	defaultHome = "/tmp"
-)
-
 // ContainerName is the deterministic name of an attempt's container. The
 // '.' cannot occur in a namespace or FLJob name and the attempt has no
 // '-', so distinct attempts never share a name.
@@ -265,22 +256,6 @@ func exposedPorts(ports []backends.Port) network.PortSet {
 		}
 	}
 	return set
-}
-
-// withDefaultEnv appends USER and HOME unless env sets them.
-func withDefaultEnv(env []string) []string {
-	set := make(map[string]bool, len(env))
-	for _, e := range env {
-		name, _, _ := strings.Cut(e, "=")
-		set[name] = true
-	}
-	if !set["USER"] {
-		env = append(env, "USER="+defaultUser)
-	}
-	if !set["HOME"] {
-		env = append(env, "HOME="+defaultHome)
-	}
-	return env
 }
 
 // parseTime reads an engine timestamp; the engine's zero time and garbage

@@ -230,19 +230,6 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestWithDefaultEnv(t *testing.T) {
-	tests := []struct{ in, want []string }{
-		{nil, []string{"USER=fljob", "HOME=/tmp"}},
-		{[]string{"HOME=/h", "X=1"}, []string{"HOME=/h", "X=1", "USER=fljob"}},
-		{[]string{"USER=u", "HOME=/h"}, []string{"USER=u", "HOME=/h"}},
-	}
-	for _, tt := range tests {
-		if diff := cmp.Diff(tt.want, withDefaultEnv(tt.in)); diff != "" {
-			t.Errorf("withDefaultEnv(%q) (-want +got):\n%s", tt.in, diff)
-		}
-	}
-}
-
 func TestAllocateGPUs(t *testing.T) {
 	host := []string{"0", "1", "2", "3"}
 	tests := []struct {

@@ -75,6 +75,7 @@ func clientPod(job *fljobv1.FLJob) *corev1.Pod {
 				Image:           "fljob-probe:dev",
 				ImagePullPolicy: corev1.PullNever,
 				WorkingDir:      ws + "/job-1",
+				Env:             []corev1.EnvVar{{Name: "USER", Value: "fljob"}, {Name: "HOME", Value: ws}},
 				VolumeMounts: []corev1.VolumeMount{
 					{Name: "workspace", MountPath: ws},
 					{Name: "startup", MountPath: ws + "/startup", ReadOnly: true,
@@ -139,6 +140,7 @@ func TestPodFor(t *testing.T) {
 				p.Spec.Volumes[3].HostPath.Path = "/srv/fljob/site-1/7f1c-uuid"
 				c := &p.Spec.Containers[0]
 				c.WorkingDir = "/ws/7f1c-uuid"
+				c.Env[1].Value = "/ws"
 				c.TerminationMessagePath = "/ws/7f1c-uuid/_process_rc.txt"
 				c.VolumeMounts[0].MountPath = "/ws"
 				c.VolumeMounts[1].MountPath = "/ws/startup"
@@ -166,6 +168,8 @@ func TestPodFor(t *testing.T) {
 					{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 						LocalObjectReference: corev1.LocalObjectReference{Name: "job-secret"}, Key: "token",
 					}}},
+					{Name: "USER", Value: "fljob"},
+					{Name: "HOME", Value: "/var/tmp/nvflare/workspace"},
 				}
 				c.Ports = []corev1.ContainerPort{{Name: "fl", ContainerPort: 8002, Protocol: corev1.ProtocolTCP}}
 			},
