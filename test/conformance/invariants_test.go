@@ -88,11 +88,11 @@ var invariants = []invariant{
 		checkSecret},
 	{"size-limit", "Root size limit enforced (16Mi)", "inspect: `fill` (writes 32 MiB)",
 		checkSizeLimit},
+	{"env-defaults", "`USER=fljob` and `HOME` = the workspace root when the FLJob sets neither",
+		"inspect: `env.USER`, `env.HOME`", checkEnvDefaults},
 	{"hostname", "Host name is the FLJob's name", "inspect: `hostname`", checkHostname},
 	{"server-reachable", "Server reachable by its FLJob name from a client job",
 		"client: `connect` to `<server FLJob name>:8002`", checkReachable},
-	{"env-defaults", "`HOME` and `USER` the job gets without setting them",
-		"inspect: `env.HOME`, `env.USER`", checkEnvDefaults},
 	{"return-code", "NVFlare's return code (the job writes `0` into `_process_rc.txt`)",
 		"inspect: `--rc-file`; the FLJob's `status.returnCode`; the file read on the node",
 		checkReturnCode},
@@ -393,14 +393,15 @@ func checkReachable(o *observed) cell {
 
 func checkEnvDefaults(o *observed) cell {
 	var parts []string
-	for _, k := range []string{"HOME", "USER"} {
+	for _, k := range []string{"USER", "HOME"} {
 		if v, ok := o.inspect.Env[k]; ok {
 			parts = append(parts, fmt.Sprintf("%s=%s", k, v))
 		} else {
 			parts = append(parts, k+" unset")
 		}
 	}
-	return cell{text: strings.Join(parts, ", "), verdict: info}
+	ok := o.inspect.Env["USER"] == "fljob" && o.inspect.Env["HOME"] == root
+	return cellIf(ok, strings.Join(parts, ", "))
 }
 
 func checkReturnCode(o *observed) cell {
