@@ -205,6 +205,48 @@ install_go() { # version want ldflags pkg...
 	log "$names: built in $(elapsed "$start")"
 }
 
+# --- CoreDNS ------------------------------------------------------------------
+
+# COREDNS_PLUGINS are the plugins hack/node.sh's Corefile uses.
+COREDNS_PLUGINS="bind errors forward kubernetes ready"
+
+# install_coredns builds the cluster DNS of hack/node.sh: a Service's name
+# resolves only through it. A wrapper module links CoreDNS's main with the
+# plugins the node uses and no others (the full build compiles every cloud
+# provider's SDK), and the Kubernetes modules at the version of the other
+# binaries, so that it reuses their compiled packages.
+install_coredns() {
+	local rec start dir=$BUILD_DIR/coredns p m
+	rec=$(recipe "$COREDNS_VERSION $KUBE_STAGING_VERSION $COREDNS_PLUGINS -s -w")
+	if fresh coredns "$rec"; then
+		log "coredns $COREDNS_VERSION: cached"
+		return
+	fi
+	start=$SECONDS
+	log "coredns $COREDNS_VERSION: building with plugins $COREDNS_PLUGINS (2-4 min cold)"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	(
+		cd "$dir"
+		go mod init fljob.dev/testbin/coredns 2>/dev/null || die "go mod init failed in $dir"
+		go mod edit -require="github.com/coredns/coredns@$COREDNS_VERSION"
+		for m in api apimachinery client-go; do
+			go mod edit -require="k8s.io/$m@$KUBE_STAGING_VERSION"
+		done
+		{
+			printf 'package main\n\nimport (\n\t"github.com/coredns/coredns/coremain"\n\n'
+			for p in $COREDNS_PLUGINS; do
+				printf '\t_ "github.com/coredns/coredns/plugin/%s"\n' "$p"
+			done
+			printf ')\n\nfunc main() { coremain.Run() }\n'
+		} >main.go
+		CGO_ENABLED=0 GOFLAGS=-mod=mod go build -ldflags='-s -w' -o "$BIN_DIR/coredns.tmp" .
+	)
+	mv "$BIN_DIR/coredns.tmp" "$BIN_DIR/coredns"
+	verify coredns "$rec" "CoreDNS-${COREDNS_VERSION#v}" -version
+	log "coredns: built in $(elapsed "$start")"
+}
+
 # --- main ---------------------------------------------------------------------
 
 total=$SECONDS
@@ -223,9 +265,6 @@ if $with_node; then
 		github.com/containerd/containerd/v2/cmd/containerd \
 		github.com/containerd/containerd/v2/cmd/ctr \
 		github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
-	# Cluster DNS for the node's pods: a Service's name resolves only
-	# through it. Its module has no replace directives, so go install works.
-	install_go "$COREDNS_VERSION" "CoreDNS-${COREDNS_VERSION#v}" '-s -w' \
-		github.com/coredns/coredns
+	install_coredns
 fi
 log "done in $(elapsed "$total"); KUBEBUILDER_ASSETS=$BIN_DIR"
