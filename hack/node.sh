@@ -39,8 +39,14 @@
 # its log is printed); 2 usage; 3 the machine forbids a step (not root, no
 # overlay or network namespace, no package archive, no Docker Engine): the
 # exact command and its error are printed. Every such check runs before
-# anything starts, so a refused `up` leaves nothing behind. `status` exits 0 when the node is up, 3 when nothing
-# runs, 1 when it is partly up.
+# anything starts, so a refused `up` leaves nothing behind. `status` exits 0
+# when the node is up, 3 when nothing runs, 1 when it is partly up.
+#
+# Fixed ports, below the kernel's ephemeral range so that tests picking free
+# ports never take them: etcd 23790 and 23800 (loopback), kube-apiserver
+# 16443, kubelet 10250 and 10248 (healthz, loopback), kube-proxy 10256 and
+# 10249 (loopback), CoreDNS 53 on the node's address and 18181 (ready,
+# loopback).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,7 +70,7 @@ IMAGE_CACHE=$ROOT/bin/node-images
 APT_PACKAGES=(runc containernetworking-plugins iptables openssl curl)
 CNI_BIN_DIR=/usr/lib/cni
 RUNC=/usr/sbin/runc
-# Components in start order; down stops them in reverse.
+# Components, in start order.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet
 	kube-proxy coredns)
 # Sysctls the kubelet or kube-proxy may set; down restores them.
