@@ -276,4 +276,3 @@ func binary(name string) (string, error) {
 	}
 	return p, nil
 }
-
