@@ -2,6 +2,8 @@ package crd
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -75,6 +77,36 @@ func TestCRDOnRealAPIServer(t *testing.T) {
 				t.Logf("%-40s %v", mc.Name, err)
 			}
 			cleanup(ctx, t, env.Client, mc)
+		}
+	})
+
+	t.Run("the shipped manifests are accepted as they are", func(t *testing.T) {
+		root, err := envtest.RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var files []string
+		for _, glob := range []string{"config/samples/*.yaml", "examples/fedavg/manifests/*.yaml"} {
+			m, _ := filepath.Glob(filepath.Join(root, glob))
+			files = append(files, m...)
+		}
+		if len(files) < 5 {
+			t.Fatalf("found %d shipped manifests, want the 2 samples and the 3 demo manifests", len(files))
+		}
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj := decode(t, string(raw))
+			obj.SetNamespace("default")
+			if err := env.Client.Create(ctx, obj, client.FieldValidation("Strict")); err != nil {
+				t.Errorf("%s: rejected by the API server: %v", f, err)
+				continue
+			}
+			if err := env.Client.Delete(ctx, obj); err != nil {
+				t.Fatalf("delete %s: %v", obj.GetName(), err)
+			}
 		}
 	})
 
