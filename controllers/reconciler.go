@@ -142,6 +142,9 @@ func (r *Reconciler) act(ctx context.Context, job *fljobv1.FLJob, d Decision) (D
 			"Error creating workload for attempt %d: %v", d.Attempt, err)
 		return d, fmt.Errorf("start attempt %d: %w", d.Attempt, err)
 	}
+	// Shortcoming: Backend.Start does not say whether it created or adopted
+	// the workload, so an adoption after a crash is also reported as
+	// SuccessfulCreate.
 	started := job.DeepCopy()
 	started.Status = d.Status
 	next := Decide(started, &obs, now, r.Policy)
