@@ -7,8 +7,15 @@
 #
 #   hack/node.sh up       start the node (or keep the one that runs); prints
 #                         the kubeconfig path
-#   hack/node.sh down     stop everything and undo what the node changed
+#   hack/node.sh down     stop everything and undo what the node changed,
+#                         unless another user still needs the node
+#   hack/node.sh down --force
+#                         stop it even so
 #   hack/node.sh status   say what runs
+#
+# Several test processes may share one node: `up` records its caller (the
+# parent process, or FLJOB_NODE_USER_PID) as a user, and `down` forgets the
+# caller and tears the node down only when no recorded user still runs.
 #
 # Everything lives under one scratch directory, FLJOB_NODE_DIR (default
 # /tmp/fljob-node): etcd's data, certificates, containerd's root, state and
@@ -646,16 +653,41 @@ start_proxy_and_dns() { # node-ip
 	wait_for "CoreDNS ready" coredns 60 curl -sf "http://127.0.0.1:$COREDNS_READY_PORT/ready"
 }
 
+# USER_PID is the process that uses the node: the caller of this script.
+USER_PID=${FLJOB_NODE_USER_PID:-$PPID}
+
+# add_user records the caller as a user of the node.
+add_user() {
+	grep -qx "$USER_PID" "$D/users" 2>/dev/null || echo "$USER_PID" >>"$D/users"
+}
+
+# other_users prints the recorded users other than the caller that still
+# run, and forgets the caller and those that ended.
+other_users() {
+	local pid live=()
+	[[ -f $D/users ]] || return 0
+	while read -r pid; do
+		[[ -n $pid && $pid != "$USER_PID" ]] && running "$pid" && live+=("$pid")
+	done <"$D/users"
+	if ((${#live[@]})); then
+		printf '%s\n' "${live[@]}" >"$D/users"
+		echo "${live[*]}"
+	else
+		rm -f "$D/users"
+	fi
+}
+
 cmd_up() {
 	local total start ip
 	if [[ $(node_state) == up ]]; then
+		add_user
 		log "already up; KUBECONFIG=$D/kubeconfig"
 		echo "$D/kubeconfig"
 		return
 	fi
 	if [[ -d $D ]]; then
 		log "found the remains of an earlier node: tearing them down first"
-		cmd_down
+		cmd_down --force
 	fi
 	total=$(now)
 	mkdir -p "$D"
@@ -696,6 +728,7 @@ cmd_up() {
 	alive kube-scheduler || fail_with_log "kube-scheduler exited" kube-scheduler
 	timing controllers "$start"
 	timing up "$total"
+	add_user
 	log "up; KUBECONFIG=$D/kubeconfig"
 	echo "$D/kubeconfig"
 }
@@ -729,11 +762,16 @@ kill_containers() {
 	done
 }
 
-cmd_down() {
-	local start f
+cmd_down() { # [--force]
+	local start f others
 	start=$(now)
 	if [[ ! -d $D ]]; then
 		log "nothing to tear down in $D"
+		return
+	fi
+	others=$(other_users)
+	if [[ -n $others && ${1:-} != --force ]]; then
+		log "still used by process(es) $others: leaving the node up (down --force stops it)"
 		return
 	fi
 	log "tearing down the node in $D"
@@ -813,13 +851,15 @@ cmd_status() {
 
 # --- main ---------------------------------------------------------------------
 
-(($# == 1)) || usage
+case "$*" in
+up | down | "down --force" | status) ;;
+*) usage ;;
+esac
 # One node operation at a time: test processes may call this concurrently.
 exec 8>"$D.lock"
 flock 8
 case $1 in
 up) cmd_up ;;
-down) cmd_down ;;
+down) cmd_down "${2:-}" ;;
 status) cmd_status ;;
-*) usage ;;
 esac

@@ -68,7 +68,8 @@ type nodeSetup struct {
 	// it was switched off; err is a failure of the node script (a bug).
 	skip string
 	err  error
-	// ours is true when TestMain brought the node up and must take it down.
+	// ours is true when TestMain used hack/node.sh up and must call down
+	// (which stops the node unless another process still uses it).
 	ours bool
 	// upTime and downTime are how long hack/node.sh up and down took.
 	upTime, downTime time.Duration
@@ -137,9 +138,9 @@ func bringUpNode() nodeSetup {
 	}
 	script := filepath.Join(repoRoot, "hack", "node.sh")
 	where := "the single node of hack/node.sh on this machine"
-	if out, err := exec.Command(script, "status").Output(); err == nil {
-		return nodeSetup{kubeconfig: kubeconfigFrom(out), where: where + " (already up)"}
-	}
+	// up starts the node, or finds it up; either way it records this
+	// process as a user, and down leaves the node up while another user
+	// runs.
 	fmt.Fprintf(os.Stderr, "conformance: hack/node.sh up (builds what is missing first)\n")
 	start := time.Now()
 	var stdout, stderr bytes.Buffer
@@ -153,6 +154,9 @@ func bringUpNode() nodeSetup {
 	case err == nil:
 		s.kubeconfig = strings.TrimSpace(lastLine(stdout.String()))
 		s.ours = true
+		if strings.Contains(stderr.String(), "already up") {
+			s.where += " (already up)"
+		}
 	case errors.As(err, &exit) && exit.ExitCode() == nodeExitForbidden:
 		s.skip = "hack/node.sh up reports that this machine forbids the node:\n" +
 			forbiddenLines(stderr.String())
@@ -174,16 +178,6 @@ func takeDownNode(s *nodeSetup) error {
 		return fmt.Errorf("hack/node.sh down: %w\n%s", err, tail(string(out), 30))
 	}
 	return nil
-}
-
-// kubeconfigFrom finds the KUBECONFIG= line of hack/node.sh status.
-func kubeconfigFrom(out []byte) string {
-	for _, l := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "KUBECONFIG="); ok {
-			return v
-		}
-	}
-	return ""
 }
 
 // forbiddenLines keeps the lines of the node script that describe what the
