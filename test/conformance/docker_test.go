@@ -70,7 +70,7 @@ func dockerCluster(t *testing.T) *cluster {
 			return backendLogs(ctx, b, job)
 		},
 		recursiveRO: func(context.Context) (bool, string) { return true, readOnlyHow(feat) },
-		facts:       dockerFacts(ctx, t, cli, feat),
+		facts:       append(dockerFacts(ctx, t, cli, feat), nodeUpFact()...),
 	}
 }
 
@@ -176,6 +176,17 @@ func backendLogs(ctx context.Context, lr backends.LogReader, job *fljobv1.FLJob)
 		return fmt.Sprintf("(no logs: %v)", err)
 	}
 	return buf.String()
+}
+
+// nodeUpFact says, when it is so, that the column ran while the real node
+// was up: its kubelet, kube-proxy and iptables rules did not disturb Docker.
+func nodeUpFact() []string {
+	if node.kubeconfig == "" || node.err != nil || node.skip != "" ||
+		os.Getenv(envKubeconfig) != "" {
+		return nil
+	}
+	return []string{"ran while the node of hack/node.sh was up on the same machine " +
+		"(its kubelet, containerd, kube-proxy and their iptables chains)"}
 }
 
 // readOnlyHow says how the backend makes file systems mounted below a

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -91,12 +92,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "conformance: %v\n", err)
 		os.Exit(1)
 	}
+	var dockerBefore []string
 	if selected(columnKubernetes) && runsConformance() {
+		dockerBefore = dockerRules()
 		node = bringUpNode()
 	}
 	code := m.Run()
 	if node.ours {
-		if err := takeDownNode(&node); err != nil {
+		if err := takeDownNode(&node, dockerBefore); err != nil {
 			fmt.Fprintf(os.Stderr, "conformance: %v\n", err)
 			code = 1
 		}
@@ -169,15 +172,41 @@ func bringUpNode() nodeSetup {
 	return s
 }
 
-// takeDownNode runs hack/node.sh down and records how long it took.
-func takeDownNode(s *nodeSetup) error {
+// takeDownNode runs hack/node.sh down and records how long it took. When
+// the node went down, Docker's iptables rules must be as before it came up:
+// the node's teardown removes its own chains and no others.
+func takeDownNode(s *nodeSetup, dockerBefore []string) error {
 	start := time.Now()
 	out, err := exec.Command(filepath.Join(repoRoot, "hack", "node.sh"), "down").CombinedOutput()
 	s.downTime = time.Since(start)
 	if err != nil {
 		return fmt.Errorf("hack/node.sh down: %w\n%s", err, tail(string(out), 30))
 	}
+	if strings.Contains(string(out), "still used by") || dockerBefore == nil {
+		return nil
+	}
+	if diff := cmp.Diff(dockerBefore, dockerRules()); diff != "" {
+		return fmt.Errorf("Docker's iptables rules changed between hack/node.sh up and down "+
+			"(-before +after):\n%s", diff)
+	}
 	return nil
+}
+
+// dockerRules returns the iptables rules that mention Docker, sorted, or
+// nil when they cannot be read (not root, no iptables-save).
+func dockerRules() []string {
+	out, err := exec.Command("iptables-save").Output()
+	if err != nil {
+		return nil
+	}
+	rules := []string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "DOCKER") && !strings.HasPrefix(l, "#") {
+			rules = append(rules, l)
+		}
+	}
+	slices.Sort(rules)
+	return rules
 }
 
 // forbiddenLines keeps the lines of the node script that describe what the
